@@ -1,0 +1,33 @@
+# robosandbox developer entry points. Every target sets up .venv first if needed.
+SHELL := /bin/bash
+VENV := .venv
+ACTIVATE := source $(VENV)/bin/activate
+SRC := $(shell find src tools -type f -not -path '*/test/*' -not -name '*.pyc' -not -path '*/__pycache__/*') requirements-venv.lock
+STAMP := $(VENV)/.robosandbox-setup
+
+.PHONY: setup test run bench lock clean
+
+setup: $(STAMP)
+
+$(STAMP): $(SRC)
+	tools/setup_venv.sh
+	@touch $@
+
+# The whole test suite (CI runs exactly this).
+test: $(STAMP)
+	$(ACTIVATE) && python -m pytest
+
+# The main job.
+run: $(STAMP)
+	$(ACTIVATE) && robosandbox launch sim_demo
+
+bench: $(STAMP)
+	$(ACTIVATE) && python bench/sim_rtf.py
+
+# Re-pin requirements-venv.lock from requirements-venv.in.
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile --python-version 3.12 --python-platform x86_64-manylinux_2_28 \
+	  requirements-venv.in -o requirements-venv.lock
+
+clean:
+	rm -rf build install log $(VENV)

@@ -1,0 +1,89 @@
+"""The ``robosandbox`` command.
+
+    robosandbox launch <bringup> [name:=value ...]   # like ros2 launch robosandbox_bringup <bringup>.launch.py
+    robosandbox run <package> <executable> [args]    # like ros2 run
+
+Other packages add subcommands through the ``robosandbox.commands`` entry
+point group: a callable that takes an argparse subparsers object and
+registers its parser with ``set_defaults(func=...)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from importlib import metadata
+import sys
+
+from robosandbox_bringup.description import BringupError, load_bringup
+from robosandbox_bringup.processes import ExecutableNotFound, resolve_executable, run_group
+
+
+def _launch_arguments(items: list[str]) -> dict[str, str]:
+    values = {}
+    for item in items:
+        name, sep, value = item.partition(':=')
+        if not sep or not name:
+            raise BringupError(f'launch arguments are name:=value, got {item!r}')
+        values[name] = value
+    return values
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    bringup = load_bringup(args.bringup)
+    if args.show_args:
+        print(f'{bringup.name}: {bringup.description}')
+        for a in bringup.arguments:
+            print(f"  {a.name}:={a.default!r}  {a.description}")
+        return 0
+    commands = []
+    for node, ros_args in bringup.commands(_launch_arguments(args.arguments)):
+        commands.append((node.name, resolve_executable(node.package, node.executable) + ros_args))
+    if args.print:
+        for name, argv in commands:
+            print(f'{name}: {" ".join(argv)}')
+        return 0
+    return run_group(commands, duration=args.duration)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    argv = resolve_executable(args.package, args.executable) + args.args
+    return run_group([(args.executable, argv)])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='robosandbox', description='robosandbox: SO-101 manipulation in ROS 2, sim to real.')
+    sub = parser.add_subparsers(dest='command', required=True)
+
+    launch = sub.add_parser('launch', help='run a bringup of robosandbox_bringup (as ros2 launch)')
+    launch.add_argument('bringup', help='bringup name, e.g. sim')
+    launch.add_argument('arguments', nargs='*', metavar='name:=value', help='launch arguments')
+    launch.add_argument('--show-args', '-s', action='store_true', help='list the launch arguments')
+    launch.add_argument('--print', '-p', action='store_true', help='print the node command lines only')
+    launch.add_argument('--duration', type=float, default=None,
+                        help='shut the bringup down after this many seconds')
+    launch.set_defaults(func=cmd_launch)
+
+    run = sub.add_parser('run', help='run an executable of a package (as ros2 run)')
+    run.add_argument('package')
+    run.add_argument('executable')
+    run.add_argument('args', nargs=argparse.REMAINDER, help='arguments, e.g. --ros-args -p name:=value')
+    run.set_defaults(func=cmd_run)
+
+    for ep in metadata.entry_points(group='robosandbox.commands'):
+        ep.load()(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (BringupError, ExecutableNotFound) as e:
+        print(f'robosandbox: {e}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Run ROS executables as supervised child processes.
+
+This is what ``robosandbox run`` and ``robosandbox launch`` use where the ROS
+launch stack is not installed. It does not interpret launch files: it starts
+the command lines a :class:`~robosandbox_bringup.description.Bringup` gives,
+prefixes their output with the node name, and shuts them all down (SIGINT,
+then SIGTERM, then SIGKILL) when one exits or the user presses Ctrl-C.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import metadata
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+SIGINT_TIMEOUT = 5.0   # s to exit after SIGINT, as ros2 launch's sigterm_timeout
+SIGTERM_TIMEOUT = 5.0  # s to exit after SIGTERM before SIGKILL
+
+
+class ExecutableNotFound(LookupError):
+    pass
+
+
+def ros_environment(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment children get: ours, plus the venv prefix in the ament index."""
+    env = dict(os.environ if env is None else env)
+    prefixes = [p for p in env.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
+    if sys.prefix not in prefixes:
+        prefixes.append(sys.prefix)
+    env['AMENT_PREFIX_PATH'] = os.pathsep.join(prefixes)
+    env.setdefault('PYTHONUNBUFFERED', '1')
+    env.setdefault('RCUTILS_LOGGING_BUFFERED_STREAM', '0')
+    return env
+
+
+def resolve_executable(package: str, executable: str, env: dict[str, str] | None = None) -> list[str]:
+    """Command that runs ``executable`` of ``package``, as ``ros2 run`` finds it.
+
+    First ``<prefix>/lib/<package>/<executable>`` in the ament prefixes (a colcon
+    install space), then the package's console_scripts entry point (a pip
+    install into the venv).
+    """
+    env = ros_environment(env)
+    for prefix in env['AMENT_PREFIX_PATH'].split(os.pathsep):
+        candidate = Path(prefix) / 'lib' / package / executable
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return [str(candidate)]
+    try:
+        entry_points = metadata.distribution(package).entry_points
+    except metadata.PackageNotFoundError:
+        raise ExecutableNotFound(f'package {package!r} not found') from None
+    for ep in entry_points:
+        if ep.group == 'console_scripts' and ep.name == executable:
+            module, _, attr = ep.value.partition(':')
+            code = (f'import sys; sys.argv[0] = {executable!r}; '
+                    f'from {module} import {attr} as main; sys.exit(main())')
+            return [sys.executable, '-c', code]
+    names = sorted(ep.name for ep in entry_points if ep.group == 'console_scripts')
+    raise ExecutableNotFound(f'no executable {executable!r} in package {package!r}; it has {names}')
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen
+    reader: threading.Thread
+
+
+class ProcessGroup:
+    """Children that live and die together."""
+
+    def __init__(self, out=None):
+        self.children: list[Child] = []
+        self._out = out or sys.stdout
+        self._print_lock = threading.Lock()
+
+    def _pump(self, name: str, stream) -> None:
+        for raw in iter(stream.readline, b''):
+            line = raw.decode(errors='replace').rstrip('\n')
+            with self._print_lock:
+                print(f'[{name}] {line}', file=self._out, flush=True)
+        stream.close()
+
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
+        # Own session: Ctrl-C reaches us only, and we shut children down in order.
+        process = subprocess.Popen(
+            argv, env=ros_environment(env), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        reader = threading.Thread(target=self._pump, args=(name, process.stdout), daemon=True)
+        reader.start()
+        child = Child(name, process, reader)
+        self.children.append(child)
+        self.say(f'started {name} (pid {process.pid})')
+        return child
+
+    def say(self, text: str) -> None:
+        with self._print_lock:
+            print(f'[robosandbox] {text}', file=self._out, flush=True)
+
+    def wait_any(self, timeout: float | None = None) -> Child | None:
+        """The first child to exit, or None on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while deadline is None or time.monotonic() < deadline:
+            for child in self.children:
+                if child.process.poll() is not None:
+                    return child
+            time.sleep(0.05)
+        return None
+
+    def shutdown(self) -> None:
+        """SIGINT every running child, then SIGTERM, then SIGKILL; reap them all."""
+        for sig, timeout in ((signal.SIGINT, SIGINT_TIMEOUT), (signal.SIGTERM, SIGTERM_TIMEOUT),
+                             (signal.SIGKILL, 5.0)):
+            running = [c for c in self.children if c.process.poll() is None]
+            if not running:
+                break
+            if sig != signal.SIGINT:
+                self.say(f'sending {sig.name} to {", ".join(c.name for c in running)}')
+            for child in running:
+                try:
+                    os.killpg(child.process.pid, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + timeout
+            for child in running:
+                try:
+                    child.process.wait(max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+        for child in self.children:
+            child.process.wait()
+            child.reader.join(timeout=2.0)
+
+
+def run_group(commands: list[tuple[str, list[str]]], duration: float | None = None) -> int:
+    """Start ``(name, argv)`` children; return when one exits, on Ctrl-C, or after ``duration``.
+
+    Exit status: that of the first child to exit, 0 after Ctrl-C or the duration.
+    """
+    group = ProcessGroup()
+    interrupted = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+    signal.signal(signal.SIGTERM, lambda *_: interrupted.set())
+    status = 0
+    try:
+        for name, argv in commands:
+            group.start(name, argv)
+        start = time.monotonic()
+        while True:
+            child = group.wait_any(timeout=0.1)
+            if child is not None:
+                status = child.process.returncode
+                how = 'exited cleanly' if status == 0 else f'failed with exit status {status}'
+                group.say(f'{child.name} {how}; shutting down')
+                break
+            if interrupted.is_set():
+                group.say('interrupted; shutting down')
+                break
+            if duration is not None and time.monotonic() - start >= duration:
+                group.say(f'ran for {duration:g} s; shutting down')
+                break
+    finally:
+        group.shutdown()
+        signal.signal(signal.SIGINT, previous)
+    return status

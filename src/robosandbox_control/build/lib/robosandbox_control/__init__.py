@@ -1,0 +1,1 @@
+"""Arm contract shared by robosandbox backends."""

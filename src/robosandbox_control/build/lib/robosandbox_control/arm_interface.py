@@ -1,0 +1,192 @@
+"""The ROS side of the arm contract, shared by the simulation and hardware nodes.
+
+A backend node owns the control loop; this class gives it the command inputs
+every robosandbox arm accepts:
+
+* ``joint_trajectory`` (trajectory_msgs/JointTrajectory): streamed targets, a
+  new message replaces the running trajectory;
+* ``follow_joint_trajectory`` (robosandbox_msgs/action/FollowJointTrajectory):
+  the same with feedback, cancel, goal tolerances and a result code;
+
+and :func:`joint_state_msg` for its ``joint_states`` output. Refused commands
+are logged (topic) or returned in the action result, and the arm holds.
+"""
+
+from __future__ import annotations
+
+from array import array
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from robosandbox_control.trajectory import (
+    JointLimits, plan_trajectory, TrajectoryError, TrajectoryFollower, TrajectoryPlan,
+    UnknownJointError)
+from robosandbox_msgs.action import FollowJointTrajectory
+
+FEEDBACK_PERIOD = 0.05  # s, wall time
+
+
+def duration_to_sec(d) -> float:
+    return d.sec + d.nanosec * 1e-9
+
+
+def _doubles(values) -> array:
+    # array('d') skips rclpy's per-element type checks: 4x cheaper at 100+ Hz.
+    return array('d', np.asarray(values, dtype=np.float64).tobytes())
+
+
+def joint_state_msg(names, stamp, position, velocity, effort=None) -> JointState:
+    msg = JointState()
+    msg.header.stamp = stamp
+    msg.name = list(names)
+    msg.position = _doubles(position)
+    msg.velocity = _doubles(velocity)
+    if effort is not None:
+        msg.effort = _doubles(effort)
+    return msg
+
+
+def plan_from_msg(limits: JointLimits, traj: JointTrajectory) -> TrajectoryPlan:
+    points = traj.points
+    have_vel = bool(points) and all(len(p.velocities) == len(traj.joint_names) for p in points)
+    return plan_trajectory(
+        limits,
+        list(traj.joint_names),
+        [duration_to_sec(p.time_from_start) for p in points],
+        [list(p.positions) for p in points],
+        [list(p.velocities) for p in points] if have_vel else None,
+    )
+
+
+class ArmCommandInterface:
+    """Trajectory topic and action server feeding a backend's TrajectoryFollower.
+
+    ``lock`` guards ``follower`` (the backend samples it from its control loop);
+    ``now`` returns the backend's clock in seconds (sim time for the sim);
+    ``measured`` returns the measured joint positions in ``limits.names`` order.
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        limits: JointLimits,
+        follower: TrajectoryFollower,
+        lock: threading.Lock,
+        now: Callable[[], float],
+        measured: Callable[[], np.ndarray],
+        default_goal_tolerance: float = 0.05,
+        default_goal_time_tolerance: float = 1.0,
+    ):
+        self._node = node
+        self._limits = limits
+        self._follower = follower
+        self._lock = lock
+        self._now = now
+        self._measured = measured
+        self._goal_tolerance = default_goal_tolerance
+        self._goal_time_tolerance = default_goal_time_tolerance
+        self.refused = 0  # commands refused since start, for diagnostics
+        self._sub = node.create_subscription(
+            JointTrajectory, 'joint_trajectory', self._on_trajectory, 10)
+        self._server = ActionServer(
+            node, FollowJointTrajectory, 'follow_joint_trajectory',
+            execute_callback=self._execute,
+            goal_callback=lambda _goal: GoalResponse.ACCEPT,
+            cancel_callback=lambda _goal: CancelResponse.ACCEPT,
+            callback_group=ReentrantCallbackGroup())
+
+    def destroy(self) -> None:
+        self._server.destroy()
+        self._node.destroy_subscription(self._sub)
+
+    def _start_time(self, traj: JointTrajectory) -> float:
+        # A stamp in the future delays the start; zero or past stamps start now.
+        stamp = traj.header.stamp.sec + traj.header.stamp.nanosec * 1e-9
+        return max(stamp, self._now())
+
+    def _refuse(self, why: str) -> None:
+        self.refused += 1
+        self._node.get_logger().error(f'trajectory refused, holding: {why}')
+
+    def _on_trajectory(self, traj: JointTrajectory) -> None:
+        if not traj.points:
+            # control_msgs convention: an empty trajectory stops and holds.
+            with self._lock:
+                self._follower.hold()
+            return
+        try:
+            plan = plan_from_msg(self._limits, traj)
+        except TrajectoryError as e:
+            self._refuse(str(e))
+            return
+        with self._lock:
+            self._follower.start(plan, self._start_time(traj))
+
+    def _execute(self, goal_handle):
+        goal = goal_handle.request
+        Result = FollowJointTrajectory.Result
+        try:
+            plan = plan_from_msg(self._limits, goal.trajectory)
+            tolerance = np.full(len(plan.joints), self._goal_tolerance)
+            if len(goal.goal_tolerance):
+                if len(goal.goal_tolerance) != len(plan.joints):
+                    raise TrajectoryError('goal_tolerance must be empty or one per joint')
+                tolerance = np.asarray(goal.goal_tolerance, dtype=float)
+        except TrajectoryError as e:
+            self._refuse(str(e))
+            goal_handle.abort()
+            code = (Result.INVALID_JOINTS if isinstance(e, UnknownJointError)
+                    else Result.INVALID_GOAL)
+            return Result(error_code=code, error_string=str(e))
+
+        time_tolerance = duration_to_sec(goal.goal_time_tolerance) or self._goal_time_tolerance
+        with self._lock:
+            plan_id = self._follower.start(plan, self._start_time(goal.trajectory))
+            end_time = self._follower.end_time()
+        names = [self._limits.names[j] for j in plan.joints]
+        feedback = FollowJointTrajectory.Feedback(joint_names=names)
+
+        while True:
+            time.sleep(FEEDBACK_PERIOD)
+            with self._lock:
+                superseded = self._follower.plan_id != plan_id
+                running = self._follower.active and not superseded
+                if goal_handle.is_cancel_requested and not superseded:
+                    self._follower.hold()
+                desired = self._follower.target[plan.joints]
+            if goal_handle.is_cancel_requested:
+                goal_handle.canceled()
+                return Result(error_code=Result.SUCCESSFUL,
+                              error_string='canceled; holding the current target')
+            if superseded:
+                goal_handle.abort()
+                return Result(error_code=Result.INVALID_GOAL,
+                              error_string='preempted by a newer trajectory')
+            actual = self._measured()[plan.joints]
+            feedback.header.stamp = self._node.get_clock().now().to_msg()
+            feedback.desired = JointTrajectoryPoint(positions=desired.tolist())
+            feedback.actual = JointTrajectoryPoint(positions=actual.tolist())
+            feedback.error = JointTrajectoryPoint(positions=(desired - actual).tolist())
+            goal_handle.publish_feedback(feedback)
+            if running:
+                continue
+            error = np.abs(plan.positions[-1] - actual)
+            if np.all(error <= tolerance):
+                goal_handle.succeed()
+                return Result(error_code=Result.SUCCESSFUL)
+            if self._now() > end_time + time_tolerance:
+                worst = int(np.argmax(error - tolerance))
+                goal_handle.abort()
+                return Result(
+                    error_code=Result.GOAL_TOLERANCE_VIOLATED,
+                    error_string=(f'{names[worst]} is {error[worst]:.4f} rad from its goal '
+                                  f'(tolerance {tolerance[worst]:.4f}) '
+                                  f'{time_tolerance:.2f} s after the trajectory ended'))

@@ -1,0 +1,133 @@
+"""A short tour of the simulation's interface, as a client in its own process.
+
+Waits for joint states, /clock and a camera, moves the arm with the
+trajectory action, resets the task, and prints what it saw. ``make run`` runs
+it beside the sim (bringup ``sim_demo``); its source is the example of talking
+to the sim from your own node.
+"""
+
+from __future__ import annotations
+
+import time
+
+from builtin_interfaces.msg import Duration
+import rclpy
+from rclpy.action import ActionClient
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, JointState
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from robosandbox_msgs.action import FollowJointTrajectory
+from robosandbox_msgs.msg import TaskStatus
+from robosandbox_msgs.srv import ResetSim
+
+# A reach to the right and down, then back (rad, SO-101 joint names).
+POSE = {'shoulder_pan': 0.6, 'shoulder_lift': -0.4, 'elbow_flex': 0.6,
+        'wrist_flex': 1.0, 'wrist_roll': 0.3, 'gripper': 1.0}
+
+
+class SimDemo(Node):
+
+    def __init__(self):
+        super().__init__('sim_demo')
+        self.declare_parameter('camera', 'front')
+        camera = self.get_parameter('camera').value
+        self.counts = {'joint_states': 0, 'clock': 0, 'image': 0, 'task_status': 0}
+        self.joints: JointState | None = None
+        self.sim_time = 0.0
+        self.image_size = (0, 0)
+        self.create_subscription(JointState, 'joint_states', self._on_joints, 10)
+        self.create_subscription(Clock, '/clock', self._on_clock, 10)
+        self.create_subscription(TaskStatus, 'task_status', self._on_status, 10)
+        self.create_subscription(Image, f'cameras/{camera}/image_raw', self._on_image,
+                                 qos_profile_sensor_data)
+        self.action = ActionClient(self, FollowJointTrajectory, 'follow_joint_trajectory')
+        self.reset = self.create_client(ResetSim, 'sim/reset')
+
+    def _on_joints(self, msg):
+        self.counts['joint_states'] += 1
+        self.joints = msg
+
+    def _on_clock(self, msg):
+        self.counts['clock'] += 1
+        self.sim_time = msg.clock.sec + msg.clock.nanosec * 1e-9
+
+    def _on_status(self, msg):
+        self.counts['task_status'] += 1
+
+    def _on_image(self, msg):
+        self.counts['image'] += 1
+        self.image_size = (msg.width, msg.height)
+
+    def spin_until(self, condition, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            rclpy.spin_once(self, timeout_sec=0.05)
+        return condition()
+
+    def wait_future(self, future, timeout: float):
+        self.spin_until(future.done, timeout)
+        if not future.done():
+            raise TimeoutError('no answer')
+        return future.result()
+
+    def run(self) -> bool:
+        log = self.get_logger()
+        if not self.spin_until(lambda: self.joints and self.counts['image'] and self.sim_time > 0, 60.0):
+            log.error(f'sim not seen within 60 s (received {self.counts})')
+            return False
+        start_counts, wall, sim0 = dict(self.counts), time.monotonic(), self.sim_time
+        self.spin_until(lambda: False, 2.0)
+        dt = time.monotonic() - wall
+        rates = {k: (self.counts[k] - start_counts[k]) / dt for k in self.counts}
+        log.info(f'receiving at {", ".join(f"{k} {v:.0f} Hz" for k, v in rates.items())}; '
+                 f'sim time {self.sim_time:.2f} s (real-time factor {(self.sim_time - sim0) / dt:.2f}); '
+                 f'image {self.image_size[0]}x{self.image_size[1]}')
+        log.info('joints: ' + ', '.join(
+            f'{n}={p:+.3f}' for n, p in zip(self.joints.name, self.joints.position)))
+
+        names = [n for n in self.joints.name if n in POSE]
+        point = JointTrajectoryPoint(positions=[POSE[n] for n in names],
+                                     time_from_start=Duration(sec=2))
+        goal = FollowJointTrajectory.Goal(trajectory=JointTrajectory(joint_names=names, points=[point]))
+        if not self.action.wait_for_server(timeout_sec=10.0):
+            log.error('follow_joint_trajectory action server not available')
+            return False
+        handle = self.wait_future(self.action.send_goal_async(goal), 10.0)
+        result = self.wait_future(handle.get_result_async(), 30.0).result
+        reached = dict(zip(self.joints.name, self.joints.position))
+        log.info(f'trajectory action: error_code {result.error_code} {result.error_string!r}; '
+                 + ', '.join(f'{n}={reached[n]:+.3f}' for n in names))
+        if result.error_code != FollowJointTrajectory.Result.SUCCESSFUL:
+            return False
+
+        if not self.reset.wait_for_service(timeout_sec=10.0):
+            log.error('sim/reset service not available')
+            return False
+        response = self.wait_future(self.reset.call_async(ResetSim.Request(task='pick_cube', seed=7)), 30.0)
+        log.info(f'reset: {response.message}')
+        self.spin_until(lambda: False, 0.5)
+        log.info('after reset: ' + ', '.join(
+            f'{n}={p:+.3f}' for n, p in zip(self.joints.name, self.joints.position)))
+        return response.success
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    node = SimDemo()
+    try:
+        ok = node.run()
+    except (KeyboardInterrupt, TimeoutError):
+        ok = False
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0 if ok else 1
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

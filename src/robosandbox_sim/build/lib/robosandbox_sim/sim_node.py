@@ -1,0 +1,329 @@
+"""ROS 2 node around the simulation core.
+
+Physics runs in its own thread, paced to ``real_time_factor``; it publishes
+``/clock`` every step, ``joint_states``, the cameras that have subscribers and
+``task_status`` at their rates, and ``/diagnostics`` once a second. The
+executor thread only receives commands and service calls; requests that touch
+the simulation (reset, step) are handed to the physics thread, which owns the
+MuJoCo data and the render contexts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import queue
+import threading
+import time
+
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Pose
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data, QoSDurabilityPolicy, QoSProfile
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_srvs.srv import SetBool
+
+from robosandbox_control.arm_interface import ArmCommandInterface, joint_state_msg
+from robosandbox_control.parameters import declare_parameters
+from robosandbox_control.trajectory import JointLimits, TrajectoryFollower
+from robosandbox_msgs.msg import TaskStatus
+from robosandbox_msgs.srv import ResetSim, StepSim
+from robosandbox_sim.robot import load_robot, RobotDescriptionError
+from robosandbox_sim.simulation import Simulation
+from robosandbox_sim.task import TaskError
+
+PARAMETERS = {
+    # name: (default, description)
+    'robot': ('so101', 'Packaged robot name (so101, so_arm100) or path to a robot sidecar YAML.'),
+    'robot_model': ('', 'MJCF/URDF file overriding the model named by the robot sidecar.'),
+    'task': ('pick_cube', 'Task loaded at start: a packaged task name or a task YAML path.'),
+    'seed': (0, 'Seed of the initial task randomisation.'),
+    'real_time_factor': (1.0, 'Sim seconds per wall second; 0 runs as fast as possible.'),
+    'joint_state_rate': (100.0, 'joint_states publish rate, Hz of sim time.'),
+    'task_status_rate': (10.0, 'task_status publish rate, Hz of sim time.'),
+    'cameras': (['all'], "Cameras to publish, or ['all']; each only while it has subscribers."),
+    'camera_width': (320, 'Camera image width, pixels.'),
+    'camera_height': (240, 'Camera image height, pixels.'),
+    'camera_rate': (30.0, 'Camera publish rate, Hz of sim time.'),
+    'visual_detail': (0.003, 'Visual mesh simplification cell size, m; 0 keeps the full meshes.'),
+    'start_paused': (False, 'Start with physics paused (use ~/pause and ~/step).'),
+}
+
+
+@dataclass
+class _Request:
+    kind: str               # 'reset' or 'step'
+    args: tuple
+    done: threading.Event
+    error: str = ''
+
+
+def _stamp(t: float) -> Time:
+    sec = int(t)
+    return Time(sec=sec, nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
+
+
+class SimNode(Node):
+
+    def __init__(self, **kwargs):
+        super().__init__('sim', **kwargs)
+        p = declare_parameters(self, PARAMETERS)
+
+        robot = load_robot(p['robot'], p['robot_model'] or None)
+        self.sim = Simulation(robot, p['task'], p['seed'], p['visual_detail'])
+        self.rtf = float(p['real_time_factor'])
+        self._paused = bool(p['start_paused'])
+
+        names = self.sim.joint_names
+        lo, hi = self.sim.joint_limits()
+        self.limits = JointLimits(names, lo, hi)
+        self.lock = threading.Lock()
+        self.follower = TrajectoryFollower(self.sim.targets())
+        self.commands = ArmCommandInterface(
+            self, self.limits, self.follower, self.lock,
+            now=lambda: self.sim.time, measured=self._measured_positions)
+
+        self.clock_pub = self.create_publisher(Clock, '/clock', 10)
+        self._clock_msg = Clock()
+        self.joint_pub = self.create_publisher(JointState, 'joint_states', 10)
+        self.status_pub = self.create_publisher(TaskStatus, 'task_status', 10)
+        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        cameras = self.sim.camera_names if 'all' in p['cameras'] else p['cameras']
+        unknown = set(cameras) - set(self.sim.camera_names)
+        if unknown:
+            raise ValueError(f'unknown camera(s) {sorted(unknown)}; '
+                             f'this robot and task have {list(self.sim.camera_names)}')
+        info_qos = QoSProfile(depth=1, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+        self.cameras = {
+            name: (self.create_publisher(Image, f'cameras/{name}/image_raw', qos_profile_sensor_data),
+                   self.create_publisher(CameraInfo, f'cameras/{name}/camera_info', info_qos))
+            for name in cameras}
+        self.cam_size = (int(p['camera_width']), int(p['camera_height']))
+
+        self.create_service(ResetSim, '~/reset', self._on_reset)
+        self.create_service(StepSim, '~/step', self._on_step)
+        self.create_service(SetBool, '~/pause', self._on_pause)
+
+        self._periods = {'joints': 1.0 / p['joint_state_rate'], 'status': 1.0 / p['task_status_rate'],
+                         'camera': 1.0 / p['camera_rate']}
+        self._requests: queue.Queue[_Request] = queue.Queue()
+        self._running = True
+        self.failed = False
+        self._steps_taken = 0
+        self._measured_rtf = 0.0
+        self._thread = threading.Thread(target=self._physics_loop, name='physics', daemon=True)
+        self._thread.start()
+        self.get_logger().info(
+            f'{robot.name} on task {self.sim.task.name!r} (seed {self.sim.seed}), '
+            f'cameras {list(self.cameras)}, real_time_factor {self.rtf:g}'
+            + (', paused' if self._paused else ''))
+
+    def _measured_positions(self):
+        with self.lock:
+            return self.sim.joint_positions()
+
+    # --- service callbacks (executor thread) ---------------------------------
+
+    def _submit(self, kind: str, *args, timeout: float = 30.0) -> str:
+        request = _Request(kind, args, threading.Event())
+        self._requests.put(request)
+        if not request.done.wait(timeout):
+            return f'{kind} timed out after {timeout:.0f} s'
+        return request.error
+
+    def _on_reset(self, req: ResetSim.Request, res: ResetSim.Response):
+        error = self._submit('reset', req.task or None, req.seed)
+        res.success, res.message = not error, error or (
+            f'reset to {self.sim.task.name!r} with seed {req.seed}')
+        return res
+
+    def _on_step(self, req: StepSim.Request, res: StepSim.Response):
+        if not self._paused:
+            res.success, res.message = False, 'step is only allowed while paused (call ~/pause first)'
+        else:
+            error = self._submit('step', int(req.steps))
+            res.success, res.message = not error, error or f'stepped {req.steps}'
+        res.sim_time = _stamp(self.sim.time)
+        return res
+
+    def _on_pause(self, req: SetBool.Request, res: SetBool.Response):
+        self._paused = bool(req.data)
+        res.success, res.message = True, 'paused' if self._paused else 'running'
+        return res
+
+    # --- physics thread ---------------------------------------------------------
+
+    def _handle(self, request: _Request) -> None:
+        try:
+            if request.kind == 'reset':
+                task, seed = request.args
+                with self.lock:
+                    self.sim.reset(task, seed)
+                    self.follower.hold(self.sim.targets())
+                self._schedule_from(self.sim.time)
+                self._sync_wall()
+            else:
+                for _ in range(request.args[0]):
+                    self._step_once()
+        except (TaskError, RobotDescriptionError, ValueError) as e:
+            request.error = str(e)
+        finally:
+            request.done.set()
+
+    def _sync_wall(self) -> None:
+        self._wall0, self._sim0 = time.perf_counter(), self.sim.time
+
+    def _step_once(self) -> None:
+        with self.lock:
+            if self.follower.active:
+                self.sim.set_targets(self.limits.clip(self.follower.sample(self.sim.time)))
+            self.sim.step()
+        t = self.sim.time
+        # /clock goes out every step: reuse one message rather than build two per step.
+        sec = int(t)
+        self._clock_msg.clock.sec, self._clock_msg.clock.nanosec = sec, int((t - sec) * 1e9 + 0.5) % 1_000_000_000
+        self.clock_pub.publish(self._clock_msg)
+        if t < self._next_event:
+            return
+        stamp = _stamp(t)
+        nxt = self._next
+        if t >= nxt['joints'] - 1e-9:
+            nxt['joints'] += self._periods['joints']
+            with self.lock:
+                position, velocity = self.sim.joint_positions(), self.sim.joint_velocities()
+                effort = self.sim.joint_efforts()
+            self.joint_pub.publish(joint_state_msg(self.sim.joint_names, stamp, position, velocity, effort))
+        if t >= nxt['status'] - 1e-9:
+            nxt['status'] += self._periods['status']
+            self._publish_status(stamp)
+        if t >= nxt['camera'] - 1e-9:
+            nxt['camera'] += self._periods['camera']
+            self._publish_cameras(stamp)
+        self._next_event = min(nxt.values()) - 1e-9
+
+    def _publish_status(self, stamp: Time) -> None:
+        status = self.sim.status()
+        msg = TaskStatus(task=status.task, seed=status.seed, success=status.success,
+                         elapsed=status.elapsed)
+        msg.header.stamp, msg.header.frame_id = stamp, 'world'
+        for name, (xyz, quat) in status.object_poses.items():
+            pose = Pose()
+            pose.position.x, pose.position.y, pose.position.z = (float(v) for v in xyz)
+            pose.orientation.w, pose.orientation.x, pose.orientation.y, pose.orientation.z = (
+                float(v) for v in quat)
+            msg.object_names.append(name)
+            msg.object_poses.append(pose)
+        self.status_pub.publish(msg)
+
+    def _publish_cameras(self, stamp: Time) -> None:
+        width, height = self.cam_size
+        for name, (image_pub, info_pub) in self.cameras.items():
+            if image_pub.get_subscription_count() == 0:
+                continue
+            pixels = self.sim.render(name, width, height)
+            image = Image(height=height, width=width, encoding='rgb8', is_bigendian=0,
+                          step=3 * width, data=pixels.tobytes())
+            image.header.stamp, image.header.frame_id = stamp, f'{name}_optical_frame'
+            image_pub.publish(image)
+            info_pub.publish(self._camera_info(name, image.header))
+
+    def _camera_info(self, name: str, header) -> CameraInfo:
+        k = self.sim.intrinsics(name, *self.cam_size)
+        info = CameraInfo(header=header, width=k.width, height=k.height,
+                          distortion_model='plumb_bob', d=[0.0] * 5)
+        info.k = [k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0]
+        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+        info.p = [k.fx, 0.0, k.cx, 0.0, 0.0, k.fy, k.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+        return info
+
+    def _publish_diagnostics(self) -> None:
+        status = DiagnosticStatus(name='sim: physics', hardware_id=self.sim.robot.name)
+        status.level = DiagnosticStatus.OK
+        status.message = 'paused' if self._paused else f'real-time factor {self._measured_rtf:.2f}'
+        if not self._paused and self.rtf > 0 and self._measured_rtf < 0.9 * self.rtf:
+            status.level = DiagnosticStatus.WARN
+            status.message += f' (below the requested {self.rtf:g})'
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in (
+            ('real_time_factor', f'{self._measured_rtf:.3f}'),
+            ('requested_real_time_factor', f'{self.rtf:g}'),
+            ('sim_time', f'{self.sim.time:.3f}'),
+            ('task', self.sim.task.name), ('seed', self.sim.seed),
+            ('refused_commands', self.commands.refused))]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(array)
+
+    def _schedule_from(self, t: float) -> None:
+        self._next = dict.fromkeys(self._periods, t)
+        self._next_event = t
+
+    def _physics_loop(self) -> None:
+        self._schedule_from(self.sim.time)
+        self._sync_wall()
+        diag_wall, diag_sim = time.perf_counter(), self.sim.time
+        try:
+            while self._running:
+                while not self._requests.empty():
+                    self._handle(self._requests.get_nowait())
+                now = time.perf_counter()
+                if now - diag_wall >= 1.0:
+                    self._measured_rtf = (self.sim.time - diag_sim) / (now - diag_wall)
+                    diag_wall, diag_sim = now, self.sim.time
+                    self._publish_diagnostics()
+                if self._paused:
+                    time.sleep(0.002)
+                    self._sync_wall()
+                    continue
+                self._step_once()
+                if self.rtf > 0:
+                    ahead = (self.sim.time - self._sim0) / self.rtf - (time.perf_counter() - self._wall0)
+                    if ahead > 0.001:
+                        time.sleep(ahead)
+                    elif ahead < -0.25:
+                        self._sync_wall()  # fell behind: don't sprint to catch up
+        except Exception as e:  # noqa: BLE001 - report, then let the process exit
+            if not self.context.ok():
+                return  # Ctrl-C shut the context down under us: a normal stop.
+            self.get_logger().fatal(f'physics loop failed: {e!r}')
+            self.failed = True
+            raise
+        finally:
+            self.sim.close_renderers()
+
+    @property
+    def alive(self) -> bool:
+        return self._running and self._thread.is_alive()
+
+    def destroy_node(self) -> None:
+        self._running = False
+        self._thread.join(timeout=5.0)
+        self.commands.destroy()
+        super().destroy_node()
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = SimNode()
+    except (RobotDescriptionError, TaskError, ValueError) as e:
+        rclpy.logging.get_logger('sim').fatal(str(e))
+        rclpy.try_shutdown()
+        return 1
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    try:
+        while rclpy.ok() and node.alive:
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 1 if node.failed else 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
