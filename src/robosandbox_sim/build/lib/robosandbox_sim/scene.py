@@ -123,9 +123,13 @@ def _ensure_actuators(spec: mujoco.MjSpec, robot: RobotDescription) -> None:
         if joint in driven:
             continue
         jnt = spec.joint(joint)
+        if jnt is None:
+            raise ModelMismatchError(
+                f'{robot.sidecar or robot.name}: joint {joint!r} is not in model '
+                f'{robot.model_path.name} (it has {sorted(j.name for j in spec.joints if j.name)})')
         act = spec.add_actuator(name=joint, target=joint, trntype=mujoco.mjtTrn.mjTRN_JOINT)
         act.set_to_position(kp=robot.actuator_kp)
-        if jnt is not None and jnt.range[0] < jnt.range[1]:
+        if jnt.range[0] < jnt.range[1]:
             act.ctrlrange = list(jnt.range)
             act.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
 

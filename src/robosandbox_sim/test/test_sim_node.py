@@ -1,0 +1,236 @@
+"""The sim node in its own process, checked through ROS only."""
+
+import math
+import re
+import threading
+
+from builtin_interfaces.msg import Duration
+import numpy as np
+import pytest
+import rclpy
+from rclpy.action import ActionClient
+from rclpy.qos import qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_srvs.srv import SetBool
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from rclpy.qos import QoSDurabilityPolicy, QoSProfile
+
+from robosandbox_bringup.processes import ProcessGroup, resolve_executable
+from robosandbox_control.testing import spin_for, spin_until, wait_future
+from robosandbox_msgs.action import FollowJointTrajectory
+from robosandbox_msgs.msg import TaskStatus
+from robosandbox_msgs.srv import ResetSim, StepSim
+
+JOINTS = ['shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper']
+Result = FollowJointTrajectory.Result
+
+
+class Output:
+    """Collects a child's output lines so tests can look for errors it logged."""
+
+    def __init__(self):
+        self.lines = []
+        self._lock = threading.Lock()
+
+    def write(self, text):
+        with self._lock:
+            self.lines.append(text)
+
+    def flush(self):
+        pass
+
+    def text(self):
+        with self._lock:
+            return ''.join(self.lines)
+
+
+@pytest.fixture(scope='module')
+def sim_process():
+    output = Output()
+    group = ProcessGroup(out=output)
+    argv = resolve_executable('robosandbox_sim', 'sim_node') + [
+        '--ros-args', '-p', 'camera_width:=160', '-p', 'camera_height:=120',
+        '-p', 'cameras:=[front, wrist]']
+    child = group.start('sim', argv)
+    yield output
+    group.shutdown()
+    assert child.process.returncode == 0, output.text()
+
+
+@pytest.fixture(scope='module')
+def client(sim_process):
+    rclpy.init()
+    node = rclpy.create_node('sim_test_client')
+    node.msgs = {'joints': [], 'clock': [], 'status': [], 'image': [], 'info': []}
+    node.create_subscription(JointState, 'joint_states', node.msgs['joints'].append, 50)
+    node.create_subscription(Clock, '/clock', node.msgs['clock'].append, 50)
+    node.create_subscription(TaskStatus, 'task_status', node.msgs['status'].append, 10)
+    node.create_subscription(Image, 'cameras/front/image_raw', node.msgs['image'].append,
+                             qos_profile_sensor_data)
+    node.create_subscription(
+        CameraInfo, 'cameras/front/camera_info', node.msgs['info'].append,
+        QoSProfile(depth=1, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL))
+    node.action = ActionClient(node, FollowJointTrajectory, 'follow_joint_trajectory')
+    node.reset = node.create_client(ResetSim, 'sim/reset')
+    node.pause = node.create_client(SetBool, 'sim/pause')
+    node.step = node.create_client(StepSim, 'sim/step')
+    node.traj_pub = node.create_publisher(JointTrajectory, 'joint_trajectory', 10)
+    assert spin_until(node, lambda: node.msgs['joints'] and node.msgs['image'], 60.0), \
+        sim_process.text()
+    yield node
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+def latest_positions(node):
+    msg = node.msgs['joints'][-1]
+    return dict(zip(msg.name, msg.position))
+
+
+def run_goal(node, names, points, tolerance=()):
+    traj = JointTrajectory(joint_names=names, points=[
+        JointTrajectoryPoint(positions=p, time_from_start=Duration(sec=int(t), nanosec=int(t % 1 * 1e9)))
+        for t, p in points])
+    assert node.action.wait_for_server(timeout_sec=10)
+    handle = wait_future(node, node.action.send_goal_async(
+        FollowJointTrajectory.Goal(trajectory=traj, goal_tolerance=list(tolerance))))
+    assert handle.accepted
+    return wait_future(node, handle.get_result_async(), 30.0).result
+
+
+def sim_seconds(stamp):
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def test_joint_states_names_units_and_rate(client):
+    client.msgs['joints'].clear()
+    spin_for(client, 1.5)
+    msgs = list(client.msgs['joints'])
+    assert msgs[-1].name == JOINTS
+    stamps = np.array([sim_seconds(m.header.stamp) for m in msgs])
+    # 100 Hz of sim time, every message, no gaps.
+    np.testing.assert_allclose(np.diff(stamps), 0.01, atol=1e-6)
+    assert len(msgs) >= 100
+    position = np.array(msgs[-1].position)
+    assert np.all(np.abs(position) < math.pi)  # radians
+    assert len(msgs[-1].velocity) == 6 and len(msgs[-1].effort) == 6
+
+
+def test_clock_runs_at_real_time_every_step(client):
+    client.msgs['clock'].clear()
+    spin_for(client, 1.0)
+    times = np.array([sim_seconds(c.clock) for c in client.msgs['clock']])
+    assert np.all(np.diff(times) > 0)
+    assert np.median(np.diff(times)) == pytest.approx(0.002, abs=1e-6)
+    assert 0.8 <= times[-1] - times[0] <= 1.2
+
+
+def test_camera_image_and_info(client):
+    image = client.msgs['image'][-1]
+    assert (image.width, image.height, image.encoding, image.step) == (160, 120, 'rgb8', 480)
+    assert len(image.data) == 160 * 120 * 3
+    assert image.header.frame_id == 'front_optical_frame'
+    assert spin_until(client, lambda: client.msgs['info'], 5.0)
+    info = client.msgs['info'][-1]
+    fy = 60 / math.tan(math.radians(22.5))  # front camera fovy 45 degrees
+    assert info.k[4] == pytest.approx(fy) and info.k[0] == pytest.approx(fy)
+    assert (info.k[2], info.k[5]) == (80, 60)
+    pixels = np.frombuffer(image.data, np.uint8).reshape(120, 160, 3)
+    assert pixels.std() > 5
+
+
+def test_action_reaches_the_commanded_pose(client):
+    target = [0.4, -0.6, 0.7, 0.9, -0.3, 0.9]
+    result = run_goal(client, JOINTS, [(1.5, target)])
+    assert result.error_code == Result.SUCCESSFUL, result.error_string
+    spin_for(client, 0.1)
+    reached = latest_positions(client)
+    np.testing.assert_allclose([reached[j] for j in JOINTS], target, atol=0.05)
+
+
+def test_streamed_trajectory_is_interpolated(client):
+    start = latest_positions(client)['shoulder_pan']
+    goal = start - 0.6
+    client.traj_pub.publish(JointTrajectory(joint_names=['shoulder_pan'], points=[
+        JointTrajectoryPoint(positions=[goal], time_from_start=Duration(sec=2))]))
+    spin_for(client, 1.0)
+    halfway = latest_positions(client)['shoulder_pan']
+    # Linear in time from the held target: about half way after 1 of 2 s.
+    assert min(start, goal) + 0.15 < halfway < max(start, goal) - 0.15
+    spin_for(client, 1.8)
+    assert latest_positions(client)['shoulder_pan'] == pytest.approx(goal, abs=0.03)
+
+
+@pytest.mark.parametrize('names, position, code, message', [
+    (['shoulder_pan', 'elbow'], [0.0, 0.0], Result.INVALID_JOINTS, "unknown joint\\(s\\) \\['elbow'\\]"),
+    (['shoulder_pan'], [math.nan], Result.INVALID_GOAL, 'NaN'),
+    (['shoulder_pan'], [math.inf], Result.INVALID_GOAL, 'NaN or infinite'),
+    (['elbow_flex'], [2.5], Result.INVALID_GOAL, 'outside its limits'),
+])
+def test_bad_goals_are_refused_and_the_arm_holds(client, names, position, code, message):
+    before = latest_positions(client)
+    result = run_goal(client, names, [(1.0, position)])
+    assert result.error_code == code
+    assert re.search(message, result.error_string)
+    spin_for(client, 0.5)
+    after = latest_positions(client)
+    assert all(abs(after[j] - before[j]) < 0.01 for j in JOINTS)
+
+
+def test_bad_streamed_commands_are_refused(client, sim_process):
+    before = latest_positions(client)
+    client.traj_pub.publish(JointTrajectory(joint_names=['shoulder_pan'], points=[
+        JointTrajectoryPoint(positions=[0.1], time_from_start=Duration(sec=1)),
+        JointTrajectoryPoint(positions=[0.2], time_from_start=Duration(sec=1))]))
+    client.traj_pub.publish(JointTrajectory(joint_names=['wrist_roll'], points=[
+        JointTrajectoryPoint(positions=[9.0], time_from_start=Duration(sec=1))]))
+    spin_for(client, 1.0)
+    after = latest_positions(client)
+    assert all(abs(after[j] - before[j]) < 0.01 for j in JOINTS)
+    log = sim_process.text()
+    assert 'not strictly increasing' in log and 'outside its limits' in log
+
+
+def cube_position(client):
+    client.msgs['status'].clear()
+    assert spin_until(client, lambda: client.msgs['status'], 5.0)
+    status = client.msgs['status'][-1]
+    pose = status.object_poses[status.object_names.index('cube')]
+    return status, np.array([pose.position.x, pose.position.y])
+
+
+def reset(client, task, seed):
+    assert client.reset.wait_for_service(timeout_sec=10)
+    return wait_future(client, client.reset.call_async(ResetSim.Request(task=task, seed=seed)))
+
+
+def test_reset_is_deterministic_and_reports_errors(client):
+    assert reset(client, 'pick_cube', 5).success
+    status, first = cube_position(client)
+    assert (status.task, status.seed, status.success) == ('pick_cube', 5, False)
+    assert reset(client, 'pick_cube', 6).success
+    _, other = cube_position(client)
+    assert reset(client, '', 5).success  # empty task keeps the current one
+    _, again = cube_position(client)
+    np.testing.assert_allclose(first, again, atol=1e-4)
+    assert np.linalg.norm(first - other) > 1e-3
+
+    bad = reset(client, 'no_such_task', 1)
+    assert not bad.success and 'unknown task' in bad.message
+
+
+def test_pause_and_step(client):
+    assert client.pause.wait_for_service(timeout_sec=10)
+    assert wait_future(client, client.pause.call_async(SetBool.Request(data=True))).success
+    spin_for(client, 0.2)
+    client.msgs['clock'].clear()
+    spin_for(client, 0.3)
+    assert not client.msgs['clock']  # paused: time stands still
+    before = wait_future(client, client.step.call_async(StepSim.Request(steps=0))).sim_time
+    stepped = wait_future(client, client.step.call_async(StepSim.Request(steps=50)))
+    assert stepped.success
+    assert sim_seconds(stepped.sim_time) - sim_seconds(before) == pytest.approx(0.1, abs=1e-6)
+    assert wait_future(client, client.pause.call_async(SetBool.Request(data=False))).success
+    refused = wait_future(client, client.step.call_async(StepSim.Request(steps=5)))
+    assert not refused.success and 'only allowed while paused' in refused.message
