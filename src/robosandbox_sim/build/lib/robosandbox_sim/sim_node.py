@@ -10,7 +10,9 @@ MuJoCo data and the render contexts.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
+import math
 import queue
 import threading
 import time
@@ -88,6 +90,7 @@ class SimNode(Node):
 
         self.clock_pub = self.create_publisher(Clock, '/clock', 10)
         self._clock_msg = Clock()
+        self._clock_listeners = True
         self.joint_pub = self.create_publisher(JointState, 'joint_states', 10)
         self.status_pub = self.create_publisher(TaskStatus, 'task_status', 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -114,6 +117,7 @@ class SimNode(Node):
         self.failed = False
         self._steps_taken = 0
         self._measured_rtf = 0.0
+        self._publish_latency: deque[float] = deque(maxlen=1000)  # s, step -> joint_states out
         self._thread = threading.Thread(target=self._physics_loop, name='physics', daemon=True)
         self._thread.start()
         self.get_logger().info(
@@ -176,33 +180,48 @@ class SimNode(Node):
     def _sync_wall(self) -> None:
         self._wall0, self._sim0 = time.perf_counter(), self.sim.time
 
-    def _step_once(self) -> None:
+    def _step_once(self, batch: bool = False) -> None:
+        """Advance physics and publish what is due.
+
+        With ``batch``, steps up to the next publication in one mj_step call
+        when nobody listens to /clock and no trajectory is running: /clock then
+        has no reader to miss a step, and free-running gets ~2x faster.
+        """
         with self.lock:
+            t = self.sim.time
             if self.follower.active:
-                self.sim.set_targets(self.limits.clip(self.follower.sample(self.sim.time)))
-            self.sim.step()
+                self.sim.set_targets(self.limits.clip(self.follower.sample(t)))
+                n = 1
+            elif batch and not self._clock_listeners:
+                n = max(1, math.ceil((self._next_event - t) / self.sim.timestep - 1e-6))
+            else:
+                n = 1
+            self.sim.step(n)
+        stepped = time.perf_counter()
         t = self.sim.time
-        # /clock goes out every step: reuse one message rather than build two per step.
+        # Reuse one Clock message: building two messages per step costs more than the step.
         sec = int(t)
         self._clock_msg.clock.sec, self._clock_msg.clock.nanosec = sec, int((t - sec) * 1e9 + 0.5) % 1_000_000_000
         self.clock_pub.publish(self._clock_msg)
         if t < self._next_event:
             return
+        self._clock_listeners = self.clock_pub.get_subscription_count() > 0
         stamp = _stamp(t)
-        nxt = self._next
-        if t >= nxt['joints'] - 1e-9:
-            nxt['joints'] += self._periods['joints']
+        due = [k for k, when in self._next.items() if t >= when - 1e-9]
+        for k in due:
+            # Next period; after a stall (reset, slow render) skip, don't burst.
+            self._next[k] = max(self._next[k] + self._periods[k], t + 0.5 * self._periods[k])
+        if 'joints' in due:
             with self.lock:
                 position, velocity = self.sim.joint_positions(), self.sim.joint_velocities()
                 effort = self.sim.joint_efforts()
             self.joint_pub.publish(joint_state_msg(self.sim.joint_names, stamp, position, velocity, effort))
-        if t >= nxt['status'] - 1e-9:
-            nxt['status'] += self._periods['status']
+            self._publish_latency.append(time.perf_counter() - stepped)
+        if 'status' in due:
             self._publish_status(stamp)
-        if t >= nxt['camera'] - 1e-9:
-            nxt['camera'] += self._periods['camera']
+        if 'camera' in due:
             self._publish_cameras(stamp)
-        self._next_event = min(nxt.values()) - 1e-9
+        self._next_event = min(self._next.values()) - 1e-9
 
     def _publish_status(self, stamp: Time) -> None:
         status = self.sim.status()
@@ -251,7 +270,8 @@ class SimNode(Node):
             ('requested_real_time_factor', f'{self.rtf:g}'),
             ('sim_time', f'{self.sim.time:.3f}'),
             ('task', self.sim.task.name), ('seed', self.sim.seed),
-            ('refused_commands', self.commands.refused))]
+            ('refused_commands', self.commands.refused),
+            *self._latency_values())]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(array)
@@ -259,6 +279,13 @@ class SimNode(Node):
     def _schedule_from(self, t: float) -> None:
         self._next = dict.fromkeys(self._periods, t)
         self._next_event = t
+
+    def _latency_values(self) -> list[tuple[str, str]]:
+        samples = sorted(self._publish_latency)
+        if not samples:
+            return []
+        return [('joint_states_publish_latency_p50_ms', f'{1e3 * samples[len(samples) // 2]:.3f}'),
+                ('joint_states_publish_latency_p99_ms', f'{1e3 * samples[int(len(samples) * 0.99)]:.3f}')]
 
     def _physics_loop(self) -> None:
         self._schedule_from(self.sim.time)
@@ -277,7 +304,7 @@ class SimNode(Node):
                     time.sleep(0.002)
                     self._sync_wall()
                     continue
-                self._step_once()
+                self._step_once(batch=True)
                 if self.rtf > 0:
                     ahead = (self.sim.time - self._sim0) / self.rtf - (time.perf_counter() - self._wall0)
                     if ahead > 0.001:

@@ -1,0 +1,130 @@
+"""Bringup descriptions, launch files and ``robosandbox launch`` / ``run`` as a user runs them."""
+
+import os
+from pathlib import Path
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from robosandbox_bringup.description import available_bringups, BringupError, load_bringup
+
+SOURCE = Path(__file__).resolve().parents[1]
+ROBOSANDBOX = [sys.executable, '-m', 'robosandbox_bringup.cli']
+
+
+def test_every_bringup_has_a_launch_file_and_back():
+    bringups = {p.stem for p in (SOURCE / 'bringups').glob('*.yaml')}
+    launch_files = {p.name.removesuffix('.launch.py') for p in (SOURCE / 'launch').glob('*.launch.py')}
+    assert bringups == launch_files
+    for name in bringups:
+        text = (SOURCE / 'launch' / f'{name}.launch.py').read_text()
+        assert f"load_bringup('{name}')" in text
+    # And the installed share holds the same set.
+    assert set(available_bringups()) == bringups
+
+
+def test_commands_substitute_arguments_and_keep_yaml_typing():
+    bringup = load_bringup('sim')
+    (node, args), = bringup.commands({'task': 'push_cube', 'seed': '4'})
+    assert node.name == 'sim' and node.executable == 'sim_node'
+    assert args[:3] == ['--ros-args', '-r', '__node:=sim']
+    assert '-p' in args and 'task:=push_cube' in args and 'seed:=4' in args
+    params_file = Path(args[args.index('--params-file') + 1])
+    assert params_file.is_file() and params_file.parent.name == 'config'
+
+
+def test_unknown_arguments_and_bringups_are_errors():
+    with pytest.raises(BringupError, match="no argument\\(s\\) \\['colour'\\]"):
+        load_bringup('sim').commands({'colour': 'red'})
+    with pytest.raises(BringupError, match='unknown bringup'):
+        load_bringup('no_such_bringup')
+
+
+def test_launch_file_builds_with_the_real_launch_api():
+    pytest.importorskip('launch_ros', reason='launch_ros is not installable from PyPI; '
+                        'runs on a ROS 2 install')
+    description = load_bringup('sim').launch_description()
+    assert description.entities
+
+
+def start(*args):
+    return subprocess.Popen(ROBOSANDBOX + list(args), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def read_until(process, pattern, timeout):
+    """Lines of output until one matches ``pattern`` (or the process ends)."""
+    lines, deadline = [], time.monotonic() + timeout
+    os.set_blocking(process.stdout.fileno(), False)
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if line:
+            lines.append(line)
+            if re.search(pattern, line):
+                return lines
+        elif process.poll() is not None:
+            break
+        else:
+            time.sleep(0.05)
+    return lines
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_launch_sim_starts_and_stops_cleanly_on_ctrl_c():
+    process = start('launch', 'sim', 'camera_rate:=10')
+    try:
+        lines = read_until(process, r'\[sim\] .*so101 on task', 60)
+        output = ''.join(lines)
+        assert re.search(r'\[sim\] .*so101 on task', output), output
+        pid = int(re.search(r'started sim \(pid (\d+)\)', output).group(1))
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, rest
+    assert 'interrupted; shutting down' in rest
+    assert not pid_alive(pid)
+
+
+def test_a_failing_node_shuts_the_bringup_down():
+    process = start('launch', 'sim', 'task:=no_such_task')
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 1, output
+    assert "unknown task 'no_such_task'" in output
+    assert 'sim failed with exit status 1; shutting down' in output
+
+
+def test_sim_demo_tours_the_interface():
+    # The README's "second terminal" flow, end to end: topics, action, reset.
+    process = start('launch', 'sim_demo')
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output
+    assert re.search(r'receiving at joint_states \d+ Hz, clock \d+ Hz, image \d+ Hz', output)
+    assert "trajectory action: error_code 0" in output
+    assert "reset to 'pick_cube' with seed 7" in output
+    assert 'sim_demo exited cleanly' in output
+
+
+def test_run_resolves_executables_and_reports_unknown_ones():
+    bad = subprocess.run(ROBOSANDBOX + ['run', 'robosandbox_sim', 'no_such_node'],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2
+    assert "no executable 'no_such_node' in package 'robosandbox_sim'" in bad.stderr
+    assert 'sim_node' in bad.stderr
+    failing = subprocess.run(
+        ROBOSANDBOX + ['run', 'robosandbox_sim', 'sim_node', '--ros-args', '-p', 'robot:=no_robot'],
+        capture_output=True, text=True, timeout=60)
+    assert failing.returncode == 1
+    assert "unknown robot 'no_robot'" in failing.stdout
