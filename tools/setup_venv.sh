@@ -95,8 +95,11 @@ py_hash=$(for p in "${py_pkgs[@]}"; do find "src/$p" -type f -not -path '*/test/
   | sort | xargs sha256sum | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$py_stamp" 2>/dev/null)" != "$py_hash" ]; then
   say "installing ${py_pkgs[*]}"
+  # setuptools builds in the source tree; a stale build/lib would ship deleted modules.
+  rm -rf src/*/build src/*/*.egg-info
   "${UV[@]}" install --quiet --python "$VENV/bin/python" --no-deps --no-build-isolation \
     --reinstall $(printf 'src/%s ' "${py_pkgs[@]}")
+  rm -rf src/*/build src/*/*.egg-info
   echo "$py_hash" > "$py_stamp"
 fi
 

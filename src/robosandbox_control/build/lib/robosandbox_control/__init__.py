@@ -1,1 +1,0 @@
-"""Arm contract shared by robosandbox backends."""
