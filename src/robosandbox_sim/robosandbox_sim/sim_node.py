@@ -115,7 +115,6 @@ class SimNode(Node):
         self._requests: queue.Queue[_Request] = queue.Queue()
         self._running = True
         self.failed = False
-        self._steps_taken = 0
         self._measured_rtf = 0.0
         self._publish_latency: deque[float] = deque(maxlen=1000)  # s, step -> joint_states out
         self._thread = threading.Thread(target=self._physics_loop, name='physics', daemon=True)
