@@ -127,8 +127,12 @@ def _ensure_actuators(spec: mujoco.MjSpec, robot: RobotDescription) -> None:
             raise ModelMismatchError(
                 f'{robot.sidecar or robot.name}: joint {joint!r} is not in model '
                 f'{robot.model_path.name} (it has {sorted(j.name for j in spec.joints if j.name)})')
+        # URDF carries no rotor inertia or damping: without some, a position servo
+        # on light links is unstable at a 2 ms step.
+        jnt.armature = max(jnt.armature, 0.01)
+        jnt.damping = np.maximum(jnt.damping, 0.1)
         act = spec.add_actuator(name=joint, target=joint, trntype=mujoco.mjtTrn.mjTRN_JOINT)
-        act.set_to_position(kp=robot.actuator_kp)
+        act.set_to_position(kp=robot.actuator_kp, dampratio=1.0)
         if jnt.range[0] < jnt.range[1]:
             act.ctrlrange = list(jnt.range)
             act.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE

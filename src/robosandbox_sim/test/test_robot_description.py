@@ -101,3 +101,17 @@ def test_task_file_errors(tmp_path):
     bad.write_text('success: {teleported: {}}\n')
     with pytest.raises(TaskError, match='unknown success condition'):
         load_task(bad)
+
+
+def test_own_robot_from_urdf_gets_stable_position_servos(tmp_path):
+    import numpy as np
+    from robosandbox_sim.simulation import Simulation
+    urdf = SO101.model_path.with_name('so101_new_calib.urdf')
+    robot = load_robot(write_sidecar(tmp_path, own_robot(
+        urdf, end_effector='{body: gripper_link, pos: [0, 0, -0.1]}')))
+    sim = Simulation(robot, 'home', 0)
+    target = np.array([0.3, 0.2, 0.1, 0.2, 0.1, 0.5])
+    sim.set_targets(target)
+    sim.step(1500)
+    np.testing.assert_allclose(sim.joint_positions(), target, atol=0.03)
+    sim.close()
