@@ -19,6 +19,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from robosandbox_control.spinning import spin_for, spin_until, wait_future
 from robosandbox_msgs.action import FollowJointTrajectory
 from robosandbox_msgs.msg import TaskStatus
 from robosandbox_msgs.srv import ResetSim
@@ -61,27 +62,13 @@ class SimDemo(Node):
         self.counts['image'] += 1
         self.image_size = (msg.width, msg.height)
 
-    def spin_until(self, condition, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return True
-            rclpy.spin_once(self, timeout_sec=0.05)
-        return condition()
-
-    def wait_future(self, future, timeout: float):
-        self.spin_until(future.done, timeout)
-        if not future.done():
-            raise TimeoutError('no answer')
-        return future.result()
-
     def run(self) -> bool:
         log = self.get_logger()
-        if not self.spin_until(lambda: self.joints and self.counts['image'] and self.sim_time > 0, 60.0):
+        if not spin_until(self, lambda: self.joints and self.counts['image'] and self.sim_time > 0, 60.0):
             log.error(f'sim not seen within 60 s (received {self.counts})')
             return False
         start_counts, wall, sim0 = dict(self.counts), time.monotonic(), self.sim_time
-        self.spin_until(lambda: False, 2.0)
+        spin_for(self, 2.0)
         dt = time.monotonic() - wall
         rates = {k: (self.counts[k] - start_counts[k]) / dt for k in self.counts}
         log.info(f'receiving at {", ".join(f"{k} {v:.0f} Hz" for k, v in rates.items())}; '
@@ -97,8 +84,8 @@ class SimDemo(Node):
         if not self.action.wait_for_server(timeout_sec=10.0):
             log.error('follow_joint_trajectory action server not available')
             return False
-        handle = self.wait_future(self.action.send_goal_async(goal), 10.0)
-        result = self.wait_future(handle.get_result_async(), 30.0).result
+        handle = wait_future(self, self.action.send_goal_async(goal), 10.0)
+        result = wait_future(self, handle.get_result_async(), 30.0).result
         reached = dict(zip(self.joints.name, self.joints.position))
         log.info(f'trajectory action: error_code {result.error_code} {result.error_string!r}; '
                  + ', '.join(f'{n}={reached[n]:+.3f}' for n in names))
@@ -108,9 +95,9 @@ class SimDemo(Node):
         if not self.reset.wait_for_service(timeout_sec=10.0):
             log.error('sim/reset service not available')
             return False
-        response = self.wait_future(self.reset.call_async(ResetSim.Request(task='pick_cube', seed=7)), 30.0)
+        response = wait_future(self, self.reset.call_async(ResetSim.Request(task='pick_cube', seed=7)), 30.0)
         log.info(f'reset: {response.message}')
-        self.spin_until(lambda: False, 0.5)
+        spin_for(self, 0.5)
         log.info('after reset: ' + ', '.join(
             f'{n}={p:+.3f}' for n, p in zip(self.joints.name, self.joints.position)))
         return response.success

@@ -17,7 +17,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile
 
 from robosandbox_bringup.processes import ProcessGroup, resolve_executable
-from robosandbox_control.testing import spin_for, spin_until, wait_future
+from robosandbox_control.spinning import spin_for, spin_until, wait_future
 from robosandbox_msgs.action import FollowJointTrajectory
 from robosandbox_msgs.msg import TaskStatus
 from robosandbox_msgs.srv import ResetSim, StepSim

@@ -1,4 +1,4 @@
-"""Helpers for tests that talk to a running node through ROS."""
+"""Spinning a node until something happens: for clients, examples and tests."""
 
 from __future__ import annotations
 
