@@ -63,9 +63,19 @@ class _Request:
     error: str = ''
 
 
+def _split_time(t: float) -> tuple[int, int]:
+    """Seconds and nanoseconds of ``t``, rounded to the nanosecond as one number.
+
+    Rounding the fraction alone turns 2.9999999999 into 2 s + 1e9 ns, which
+    wraps to 2.0: time would run backwards.
+    """
+    sec, nanosec = divmod(round(t * 1e9), 1_000_000_000)
+    return int(sec), int(nanosec)
+
+
 def _stamp(t: float) -> Time:
-    sec = int(t)
-    return Time(sec=sec, nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
+    sec, nanosec = _split_time(t)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 class SimNode(Node):
@@ -199,8 +209,7 @@ class SimNode(Node):
         stepped = time.perf_counter()
         t = self.sim.time
         # Reuse one Clock message: building two messages per step costs more than the step.
-        sec = int(t)
-        self._clock_msg.clock.sec, self._clock_msg.clock.nanosec = sec, int((t - sec) * 1e9 + 0.5) % 1_000_000_000
+        self._clock_msg.clock.sec, self._clock_msg.clock.nanosec = _split_time(t)
         self.clock_pub.publish(self._clock_msg)
         if t < self._next_event:
             return
