@@ -138,6 +138,18 @@ def _ensure_actuators(spec: mujoco.MjSpec, robot: RobotDescription) -> None:
             act.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
 
 
+def joint_limits(scene: SceneModel) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper position limits (rad) of the commanded joints: joint range and
+    actuator control range, whichever is narrower."""
+    model = scene.model
+    ranges = model.actuator_ctrlrange[scene.actuators]
+    limited = model.actuator_ctrllimited[scene.actuators].astype(bool)
+    jnt = model.jnt_range[[model.joint(j).id for j in scene.robot.joints]]
+    lo = np.where(limited, np.maximum(ranges[:, 0], jnt[:, 0]), jnt[:, 0])
+    hi = np.where(limited, np.minimum(ranges[:, 1], jnt[:, 1]), jnt[:, 1])
+    return lo, hi
+
+
 def build_scene(robot: RobotDescription, task: TaskSpec, visual_detail: float = 0.003) -> SceneModel:
     spec = mujoco.MjSpec.from_file(str(robot.model_path))
     spec.option.timestep = TIMESTEP

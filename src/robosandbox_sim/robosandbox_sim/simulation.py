@@ -18,7 +18,7 @@ os.environ.setdefault('MUJOCO_GL', 'egl')
 import mujoco  # noqa: E402
 
 from robosandbox_sim.robot import load_robot, RobotDescription  # noqa: E402
-from robosandbox_sim.scene import build_scene, GOAL_BODY, SceneModel  # noqa: E402
+from robosandbox_sim.scene import build_scene, GOAL_BODY, joint_limits, SceneModel  # noqa: E402
 from robosandbox_sim.task import load_task, sample_layout, TaskSpec  # noqa: E402
 
 
@@ -51,6 +51,7 @@ class Simulation:
         self._scenes: dict[str, SceneModel] = {}
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         self.scene: SceneModel | None = None
+        self.data: mujoco.MjData | None = None
         self.reset(task, seed)
 
     # --- state -------------------------------------------------------------
@@ -91,7 +92,11 @@ class Simulation:
             self.close_renderers()
         self.scene = scene
         self.seed = int(seed)
+        # Time keeps running across resets, so /clock never goes backwards.
+        now = self.data.time if self.data is not None else 0.0
         self.data = mujoco.MjData(scene.model)
+        self.data.time = now
+        self.episode_start = now
 
         layout = sample_layout(spec, self.seed, len(self.robot.arm_joints))
         home = np.array([self.robot.home[j] for j in self.robot.joints])
@@ -117,12 +122,7 @@ class Simulation:
 
     def joint_limits(self) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper position limits (rad) of the commanded joints."""
-        ranges = self.model.actuator_ctrlrange[self.scene.actuators]
-        limited = self.model.actuator_ctrllimited[self.scene.actuators].astype(bool)
-        jnt = self.model.jnt_range[[self.model.joint(j).id for j in self.joint_names]]
-        lo = np.where(limited, np.maximum(ranges[:, 0], jnt[:, 0]), jnt[:, 0])
-        hi = np.where(limited, np.minimum(ranges[:, 1], jnt[:, 1]), jnt[:, 1])
-        return lo, hi
+        return joint_limits(self.scene)
 
     def set_targets(self, q: np.ndarray) -> None:
         """Position targets (rad) of the commanded joints, in joint_names order."""
@@ -167,7 +167,7 @@ class Simulation:
             target = np.array([self.robot.home[j] for j in self.joint_names])
             success = bool(np.all(np.abs(self.joint_positions() - target) <= success_spec.tolerance))
         return TaskStatus(task=self.task.name, seed=self.seed, success=bool(success),
-                          elapsed=self.time, object_poses=poses)
+                          elapsed=self.time - self.episode_start, object_poses=poses)
 
     # --- cameras -------------------------------------------------------------
 
