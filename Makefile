@@ -19,7 +19,7 @@ test: $(STAMP)
 
 # The main job.
 run: $(STAMP)
-	$(ACTIVATE) && robosandbox launch sim_demo
+	$(ACTIVATE) && robosandbox launch sim_policy
 
 bench: $(STAMP)
 	$(ACTIVATE) && python bench/sim_rtf.py

@@ -11,9 +11,18 @@ setup(
         ('share/' + package_name, ['package.xml']),
     ],
     install_requires=['setuptools'],
-    zip_safe=True,
+    zip_safe=False,
     maintainer='robosandbox maintainers',
     maintainer_email='maintainers@robosandbox.dev',
     description='Policy node for LeRobot checkpoints, replay and a scripted expert; episode recorder and LeRobot dataset export.',
     license='Apache-2.0',
+    entry_points={
+        'console_scripts': [
+            'policy_node = robosandbox_policy.policy_node:main',
+            'episode_runner = robosandbox_policy.episode_runner:main',
+        ],
+        'robosandbox.commands': [
+            'migrate-checkpoint = robosandbox_policy.migrate:add_command',
+        ],
+    },
 )

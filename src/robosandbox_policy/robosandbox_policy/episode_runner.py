@@ -1,0 +1,98 @@
+"""Runs N episodes: reset the sim, run the policy, print the verdict; then exit.
+
+A client of ``sim/reset`` and ``policy/run``, it is what makes ``sim_policy``
+a job that ends: one line per episode, a summary line, exit status 0 once all
+episodes ran (whatever their verdicts), 1 if the sim or the policy failed.
+"""
+
+from __future__ import annotations
+
+import rclpy
+from rclpy.action import ActionClient
+from rclpy.node import Node
+
+from robosandbox_control.parameters import declare_parameters
+from robosandbox_control.spinning import wait_future
+from robosandbox_msgs.action import RunPolicy
+from robosandbox_msgs.srv import ResetSim
+from robosandbox_sim.task import load_task, TaskError
+
+PARAMETERS = {
+    'episodes': (1, 'Number of episodes to run.'),
+    'task': ('pick_cube', 'Sim task of each episode (name or YAML path).'),
+    'seed': (0, 'Seed of the first episode; episode i uses seed + i.'),
+    'instruction': ('', "Language instruction for the policy; '' = the task's own."),
+    'max_duration': (0.0, "Episode length limit, s of sim time; 0 = the task's time_limit."),
+    'success_hold': (0.5, 'An episode ends once the task has reported success this long, s.'),
+    'reset_service': ('sim/reset', 'The sim reset service.'),
+    'run_action': ('policy/run', "The policy node's run action."),
+    'wait_timeout': (60.0, 'How long to wait for the sim and the policy node, s.'),
+}
+
+
+class EpisodeRunner(Node):
+
+    def __init__(self, **kwargs):
+        super().__init__('episode_runner', **kwargs)
+        self.p = declare_parameters(self, PARAMETERS)
+        self.task = load_task(self.p['task'])
+        self.reset_client = self.create_client(ResetSim, self.p['reset_service'])
+        self.run_client = ActionClient(self, RunPolicy, self.p['run_action'])
+
+    def _wait_for_servers(self) -> None:
+        timeout = self.p['wait_timeout']
+        if not self.reset_client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f'no {self.reset_client.srv_name} service after {timeout:g} s')
+        if not self.run_client.wait_for_server(timeout_sec=timeout):
+            raise TimeoutError(f'no {self.p["run_action"]} action server after {timeout:g} s')
+
+    def run_episode(self, seed: int) -> RunPolicy.Result:
+        reset = wait_future(self, self.reset_client.call_async(
+            ResetSim.Request(task=self.p['task'], seed=seed)))
+        if not reset.success:
+            raise RuntimeError(f'sim reset failed: {reset.message}')
+        goal = RunPolicy.Goal(
+            task=self.p['instruction'] or self.task.instruction,
+            max_duration=self.p['max_duration'] or self.task.time_limit,
+            stop_on_success=True, success_hold=self.p['success_hold'])
+        handle = wait_future(self, self.run_client.send_goal_async(goal))
+        if not handle.accepted:
+            raise RuntimeError('the policy node rejected the run (is another run active?)')
+        timeout = 3.0 * goal.max_duration + 30.0   # generous: sim time may run slower than wall
+        return wait_future(self, handle.get_result_async(), timeout=timeout).result
+
+    def run(self) -> int:
+        self._wait_for_servers()
+        episodes, first_seed = int(self.p['episodes']), int(self.p['seed'])
+        successes = 0
+        for i in range(episodes):
+            seed = first_seed + i
+            result = self.run_episode(seed)
+            verdict = 'SUCCESS' if result.success else 'FAILURE'
+            if not result.success_known:
+                verdict = 'UNKNOWN'
+            successes += result.success
+            print(f'episode {i + 1}/{episodes} {self.task.name} seed {seed}: {verdict} '
+                  f'after {result.elapsed:.2f} s, {result.steps} steps ({result.reason})',
+                  flush=True)
+        print(f'summary: {successes}/{episodes} episodes succeeded on {self.task.name}', flush=True)
+        return 0
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    code = 1
+    try:
+        node = EpisodeRunner()
+        code = node.run()
+    except (TaskError, TimeoutError, RuntimeError) as e:
+        rclpy.logging.get_logger('episode_runner').fatal(str(e))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,148 @@
+"""A scripted pick-and-place expert: top-down grasps planned with IK on the MuJoCo model.
+
+It needs what a sim publishes and a real arm does not: the object poses of the
+task status. It is the default policy of ``sim_policy`` and the demonstrator
+that ``sim_record`` records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+
+import numpy as np
+
+from robosandbox_policy.observation import Observation
+from robosandbox_policy.policy import PolicyError
+from robosandbox_sim.kinematics import ArmKinematics
+
+
+@dataclass
+class ExpertConfig:
+    object: str = 'cube'
+    approach_height: float = 0.07      # m above the object before descending
+    grasp_depth: float = 0.003         # m the fingertips go below the object's centre
+    lift_height: float = 0.10          # m above the object's start when lifted
+    jaw_offset: float = 0.012          # m from the fixed jaw pad to the object's centre
+    speed: float = 0.25                # m/s of the end-effector set point
+    slow_speed: float = 0.08           # m/s while descending onto the object and lifting
+    gripper_time: float = 0.6          # s to open or close the gripper
+
+
+def _yaw(quat_wxyz: np.ndarray) -> float:
+    w, x, y, z = quat_wxyz
+    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+class PickPlaceExpert:
+    """Open, move above the object, descend, close, lift, hold.
+
+    The end-effector set point moves along straight lines at a bounded speed and
+    each tick's joint targets come from IK warm-started at the previous ones, so
+    the commanded motion is smooth whatever the control rate.
+    """
+
+    PHASES = ('open', 'approach', 'descend', 'close', 'lift', 'hold')
+    image_topics: dict[str, str] = {}
+    needs_object_poses = True
+    fps = None
+
+    def __init__(self, kinematics: ArmKinematics | str = 'so101', config: ExpertConfig | None = None):
+        self.config = config or ExpertConfig()
+        self.kinematics = kinematics if isinstance(kinematics, ArmKinematics) else ArmKinematics(kinematics)
+        robot = self.kinematics.robot
+        self.joint_names = robot.joints
+        self._n_arm = len(robot.arm_joints)
+        self._open = robot.gripper_open
+        self._closed = robot.gripper_closed
+        self.reset()
+
+    def reset(self) -> None:
+        self.done = False
+        self.phase = 'open'
+        self._phase_start = None
+        self._setpoint = None
+        self._q = None
+        self._grasp = None
+        self._gripper = None
+
+    # --- planning -----------------------------------------------------------
+
+    def _plan(self, obs: Observation) -> None:
+        """Fix the grasp from the object's pose at the start of the run."""
+        cfg = self.config
+        if cfg.object not in obs.object_poses:
+            raise PolicyError(f'the scripted expert needs the pose of {cfg.object!r} from the task '
+                           f'status; it has {sorted(obs.object_poses) or "none"}')
+        xyz, quat = obs.object_poses[cfg.object]
+        # Of the object's four face directions, close the jaws along the one
+        # nearest the arm's radial direction: the least wrist roll.
+        radial = math.atan2(-xyz[1], -xyz[0])
+        yaw = _yaw(quat)
+        k = round((radial - yaw) / (math.pi / 2))
+        jaw_yaw = yaw + k * math.pi / 2
+        x_axis = np.array([math.cos(jaw_yaw), math.sin(jaw_yaw), 0.0])
+        z_axis = np.array([0.0, 0.0, -1.0])
+        rotation = np.column_stack([x_axis, np.cross(z_axis, x_axis), z_axis])
+        grasp = np.asarray(xyz, dtype=float) + cfg.jaw_offset * x_axis
+        grasp[2] -= cfg.grasp_depth
+        above = grasp + [0.0, 0.0, cfg.approach_height]
+        lifted = grasp + [0.0, 0.0, cfg.lift_height]
+        self._grasp = dict(rotation=rotation, approach=above, descend=grasp, lift=lifted)
+
+    def _advance(self, phase: str, now: float) -> None:
+        self.phase = phase
+        self._phase_start = now
+
+    def _move_setpoint(self, goal: np.ndarray, speed: float, dt: float) -> bool:
+        delta = goal - self._setpoint
+        dist = float(np.linalg.norm(delta))
+        step = speed * dt
+        if dist <= step:
+            self._setpoint = goal.copy()
+            return True
+        self._setpoint = self._setpoint + delta * (step / dist)
+        return False
+
+    # --- control ------------------------------------------------------------
+
+    def act(self, obs: Observation) -> np.ndarray:
+        """Joint targets (rad, ``joint_names`` order) for this tick."""
+        cfg = self.config
+        now = obs.time
+        q = obs.joint_positions
+        if self._grasp is None:
+            self._plan(obs)
+            self._q = q[:self._n_arm].copy()
+            self._setpoint, _ = self.kinematics.forward(self._q)
+            self._gripper = float(q[self._n_arm])
+            self._last_time = now
+            self._advance('open', now)
+        dt = max(now - self._last_time, 0.0)
+        self._last_time = now
+        elapsed = now - self._phase_start
+
+        if self.phase == 'open':
+            self._gripper = self._open
+            if elapsed >= cfg.gripper_time:
+                self._advance('approach', now)
+        elif self.phase == 'approach':
+            if self._move_setpoint(self._grasp['approach'], cfg.speed, dt):
+                self._advance('descend', now)
+        elif self.phase == 'descend':
+            if self._move_setpoint(self._grasp['descend'], cfg.slow_speed, dt):
+                self._advance('close', now)
+        elif self.phase == 'close':
+            self._gripper = self._closed
+            if elapsed >= cfg.gripper_time:
+                self._advance('lift', now)
+        elif self.phase == 'lift':
+            if self._move_setpoint(self._grasp['lift'], cfg.slow_speed, dt):
+                self._advance('hold', now)
+
+        if self.phase != 'open':
+            self._q, _ = self.kinematics.solve(self._setpoint, self._grasp['rotation'], self._q)
+        return np.append(self._q, self._gripper)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,139 @@
+"""A LeRobot checkpoint as a policy: embodiment mapping around LeRobot's own inference.
+
+Observations go through LeRobot's ``prepare_observation_for_inference`` and the
+checkpoint's preprocessor; actions through its postprocessor. Policies that
+predict chunks from one observation run through a :class:`ChunkRunner`;
+others (observation history, e.g. Diffusion) call ``select_action`` each tick
+in the same worker, one tick behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import cv2
+import numpy as np
+
+from robosandbox_policy import checkpoint
+from robosandbox_policy.chunking import ChunkRunner
+from robosandbox_policy.embodiment import (
+    EmbodimentError, fit_vector, guess_convention, joint_units, parse_image_topics)
+from robosandbox_policy.observation import Observation
+
+log = logging.getLogger(__name__)
+DEFAULT_FPS = 30.0
+
+
+class CheckpointPolicy:
+    needs_object_poses = False
+
+    def __init__(self, ref: str, joint_names, gripper_joint: str,
+                 gripper_range: tuple[float, float], units: str = 'auto', image_topics=(),
+                 device: str = 'cpu', torch_threads: int = 0, rate: float = 0.0):
+        import torch
+        from lerobot.configs.types import FeatureType
+
+        if torch_threads > 0:
+            torch.set_num_threads(torch_threads)
+        self._torch = torch
+        self.device = torch.device(device)
+        loaded = checkpoint.load(ref, device)
+        self.loaded = loaded
+        config = loaded.config
+        self.joint_names = tuple(joint_names)
+        self.fps = loaded.fps
+
+        unsupported = [k for k, f in config.input_features.items()
+                       if f.type not in (FeatureType.STATE, FeatureType.VISUAL)]
+        if unsupported:
+            raise EmbodimentError(
+                f'{loaded.directory}: the policy takes {unsupported}, which no robosandbox topic '
+                f'provides (joint states and camera images only)')
+        if config.action_feature is None:
+            raise EmbodimentError(f'{loaded.directory}: the policy has no "action" output')
+
+        n = len(self.joint_names)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            state = config.robot_state_feature
+            self._fit_state = fit_vector('observation.state', n, state.shape[0]) if state else None
+            action_dim = config.action_feature.shape[0]
+            if action_dim != n:
+                warnings.warn(f'action: the policy drives {action_dim} values for {n} joints; '
+                              + ('the extra ones are dropped' if action_dim > n
+                                 else f'{self.joint_names[action_dim:]} hold'))
+        self.warnings = [str(w.message) for w in caught]
+
+        self.image_shapes = {k: tuple(f.shape) for k, f in config.image_features.items()}
+        self.image_topics = parse_image_topics(image_topics, list(self.image_shapes))
+        convention = guess_convention(loaded.state_stats) if units == 'auto' else units
+        self.units = joint_units(convention, self.joint_names, gripper_joint, gripper_range)
+
+        self._chunked = (getattr(config, 'n_obs_steps', 1) == 1
+                         and hasattr(config, 'n_action_steps')
+                         and getattr(config, 'temporal_ensemble_coeff', None) is None)
+        self.n_action_steps = getattr(config, 'n_action_steps', 1) if self._chunked else 1
+        period = 1.0 / (rate or self.fps or DEFAULT_FPS)
+        self._runner = ChunkRunner(self._infer, period)
+        self.reset()
+
+    @property
+    def units_convention(self) -> str:
+        return self.units.convention
+
+    @property
+    def runner(self) -> ChunkRunner:
+        return self._runner
+
+    def reset(self) -> None:
+        self.done = False
+        self._tick = 0
+        self._task = ''
+        self._runner.reset()
+        self.loaded.policy.reset()
+        self.loaded.preprocessor.reset()
+        self.loaded.postprocessor.reset()
+
+    def batch(self, obs: Observation) -> dict:
+        """LeRobot's observation dict (numpy, unbatched) for ``obs``."""
+        out = {}
+        if self._fit_state is not None:
+            state = self._fit_state(self.units.to_policy(obs.joint_positions))
+            out['observation.state'] = state.astype(np.float32)
+        for key, (_, height, width) in self.image_shapes.items():
+            image = obs.images[key]
+            if image.shape[:2] != (height, width):
+                image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+            out[key] = np.ascontiguousarray(image)
+        return out
+
+    def _infer(self, obs: Observation) -> np.ndarray:
+        """Action chunk (k, joints) in ROS units for ``obs``."""
+        from lerobot.policies.utils import prepare_observation_for_inference
+        torch = self._torch
+        loaded = self.loaded
+        with torch.inference_mode():
+            batch = prepare_observation_for_inference(self.batch(obs), self.device, obs.task)
+            batch = loaded.preprocessor(batch)
+            if self._chunked:
+                actions = loaded.policy.predict_action_chunk(batch)[:, :self.n_action_steps]
+            else:
+                actions = loaded.policy.select_action(batch)
+            actions = loaded.postprocessor(actions)
+        actions = actions.reshape(-1, actions.shape[-1]).double().cpu().numpy()
+        n = len(self.joint_names)
+        k = min(actions.shape[1], n)
+        chunk = (actions[:, :k] - self.units.offset[:k]) / self.units.scale[:k]
+        if k < n:
+            # Joints the policy does not drive hold where they were.
+            chunk = np.hstack([chunk, np.broadcast_to(obs.joint_positions[k:], (len(chunk), n - k))])
+        return chunk
+
+    def act(self, obs: Observation) -> np.ndarray | None:
+        action = self._runner.next(obs, self._tick)
+        self._tick += 1
+        return action
+
+    def close(self) -> None:
+        self._runner.close()

@@ -1,0 +1,392 @@
+"""ROS 2 node that runs a policy: observations in, joint targets out.
+
+Subscribes ``joint_states``, the camera topics the policy takes and
+``task_status``; publishes ``joint_trajectory`` targets at the control rate
+while a run is active. Runs are started with the ``~/run`` action
+(robosandbox_msgs/action/RunPolicy); between runs nothing is published and the
+arm holds its last target.
+
+Control ticks are driven by the data: each new camera image (or joint state,
+for policies without cameras) whose stamp reaches the next tick time triggers
+one tick, so a tick always acts on a fresh observation pair and ticks follow
+sim time when the sim runs slower or faster than real time.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+import numpy as np
+import rclpy
+from rclpy.task import Future
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from robosandbox_control.parameters import declare_parameters
+from robosandbox_msgs.action import RunPolicy
+from robosandbox_msgs.msg import TaskStatus
+from robosandbox_policy.checkpoint import CheckpointError
+from robosandbox_policy.embodiment import EmbodimentError
+from robosandbox_policy.factory import make_policy, PolicyOptions
+from robosandbox_policy.observation import Observation
+from robosandbox_policy.policy import PolicyError
+from robosandbox_policy.replay import TrajectoryFileError
+from robosandbox_sim.kinematics import ArmKinematics
+from robosandbox_sim.robot import RobotDescriptionError
+
+DEFAULT_RATE = 30.0
+
+PARAMETERS = {
+    'policy': ('expert', 'expert | hold | replay:<file.csv> | a LeRobot checkpoint '
+                         '(local directory or Hugging Face Hub repo id).'),
+    'robot': ('so101', 'Robot description (name or sidecar YAML): joint names, limits, gripper.'),
+    'rate': (0.0, "Control rate, Hz; 0 = the checkpoint's fps (30 when it records none)."),
+    'task': ('', 'Default language instruction when a run goal gives none.'),
+    'units': ('auto', 'Checkpoint joint units: ros (rad) | lerobot_so101 (deg, gripper 0-100) '
+                      '| auto (from the normalisation stats).'),
+    'joint_names': ([], "Checkpoint state/action joint order; [] = the robot's joint order."),
+    'image_topics': ([], "'<image key>=<topic>' entries; keys not named read "
+                         "cameras/<key>/image_raw."),
+    'device': ('cpu', 'Torch device for checkpoints: cpu, cuda, cuda:N.'),
+    'torch_threads': (1, 'Torch CPU threads for inference (0 = torch default); keep it below '
+                         'the free cores so inference does not starve the sim.'),
+    'replay_lookahead': (0.0, 'Replay: command each target this many s early.'),
+    'action_tolerance': (0.02, 'rad beyond a joint limit an action may go (then clipped); '
+                               'further out stops the run.'),
+}
+
+
+@dataclass
+class _Run:
+    goal_handle: object
+    task: str
+    done: Future                     # set when the run ends
+    first_stamp: float               # inputs stamped earlier are not this run's
+    start: float | None = None       # stamp of the first tick, s
+    next_tick: float | None = None
+    tick: int = 0
+    steps: int = 0
+    missed: int = 0
+    acted: bool = False
+    end_reason: int = -1
+    reason: str = ''
+    success: bool = False
+    success_known: bool = False
+    success_since: float | None = None
+    elapsed: float = 0.0
+
+
+def _seconds(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def image_array(msg: Image) -> np.ndarray:
+    """HxWx3 uint8 RGB view of an rgb8/bgr8 image message."""
+    if msg.encoding not in ('rgb8', 'bgr8'):
+        raise PolicyError(f'camera images must be rgb8 or bgr8, got {msg.encoding!r}')
+    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)
+    image = rows[:, :msg.width * 3].reshape(msg.height, msg.width, 3)
+    return image[..., ::-1] if msg.encoding == 'bgr8' else image
+
+
+class PolicyNode(Node):
+
+    def __init__(self, **kwargs):
+        super().__init__('policy', **kwargs)
+        p = declare_parameters(self, PARAMETERS)
+        self.kinematics = ArmKinematics(p['robot'])
+        self.policy = make_policy(p['policy'], self.kinematics, PolicyOptions(
+            units=p['units'], image_topics=tuple(p['image_topics']),
+            joint_names=tuple(p['joint_names']), device=p['device'],
+            torch_threads=int(p['torch_threads']), rate=float(p['rate']),
+            replay_lookahead=float(p['replay_lookahead'])))
+        for message in getattr(self.policy, 'warnings', []):
+            self.get_logger().warning(message)
+        self.rate = float(p['rate']) or self.policy.fps or DEFAULT_RATE
+        self.period = 1.0 / self.rate
+        self.default_task = p['task']
+        self.tolerance = float(p['action_tolerance'])
+
+        robot_joints = self.kinematics.robot.joints
+        unknown = [j for j in self.policy.joint_names if j not in robot_joints]
+        if unknown:
+            raise EmbodimentError(f'policy joints {unknown} are not joints of robot '
+                                  f'{self.kinematics.robot.name} ({list(robot_joints)})')
+        index = [robot_joints.index(j) for j in self.policy.joint_names]
+        self.lower = self.kinematics.joint_lower[index]
+        self.upper = self.kinematics.joint_upper[index]
+
+        self._run: _Run | None = None
+        self._joint_state: JointState | None = None
+        self._joint_index: list[int] | None = None
+        self._joint_index_names: list[str] | None = None
+        self._images: dict[str, Image] = {}
+        self._status: TaskStatus | None = None
+        self.overhead = deque(maxlen=2000)    # s, trigger arrival to publish, minus act()
+        self.act_times = deque(maxlen=2000)   # s spent in policy.act()
+
+        self.cmd_pub = self.create_publisher(JointTrajectory, 'joint_trajectory', 10)
+        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        topics = sorted(set(self.policy.image_topics.values()))
+        self._trigger_topic = topics[0] if topics else None
+        self.create_subscription(JointState, 'joint_states', self._on_joint_state, 10)
+        self.create_subscription(TaskStatus, 'task_status', self._on_status, 10)
+        for topic in topics:
+            self.create_subscription(
+                Image, topic, lambda msg, t=topic: self._on_image(t, msg),
+                qos_profile_sensor_data)
+        self._server = ActionServer(
+            self, RunPolicy, '~/run', execute_callback=self._execute,
+            goal_callback=self._on_goal, cancel_callback=self._on_cancel)
+        self.create_timer(1.0, self._publish_diagnostics)
+        self.get_logger().info(
+            f'policy {p["policy"]!r} at {self.rate:g} Hz; joints {list(self.policy.joint_names)}'
+            + (f'; images {self.policy.image_topics}' if topics else ''))
+
+    # --- inputs -----------------------------------------------------------------
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        arrived = time.perf_counter()
+        if msg.name != self._joint_index_names:
+            names = list(msg.name)
+            missing = [j for j in self.policy.joint_names if j not in names]
+            if missing:
+                self.get_logger().error(f'joint_states lacks {missing}', throttle_duration_sec=5.0)
+                return
+            self._joint_index = [names.index(j) for j in self.policy.joint_names]
+            self._joint_index_names = names
+        self._joint_state = msg
+        if self._trigger_topic is None:
+            self._tick(_seconds(msg.header.stamp), arrived)
+
+    def _on_image(self, topic: str, msg: Image) -> None:
+        arrived = time.perf_counter()
+        self._images[topic] = msg
+        if topic == self._trigger_topic:
+            self._tick(_seconds(msg.header.stamp), arrived)
+
+    def _on_status(self, msg: TaskStatus) -> None:
+        self._status = msg
+
+    # --- runs -------------------------------------------------------------------
+
+    def _on_goal(self, goal) -> GoalResponse:
+        if self._run is not None:
+            self.get_logger().warning('a run is already active; goal rejected')
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
+
+    def _on_cancel(self, goal_handle) -> CancelResponse:
+        run = self._run
+        if run is not None and run.goal_handle is goal_handle:
+            self._finish(run, RunPolicy.Result.CANCELED, 'canceled')
+        return CancelResponse.ACCEPT
+
+    async def _execute(self, goal_handle) -> RunPolicy.Result:
+        goal = goal_handle.request
+        # Inputs stamped before the goal belong to the previous run (or episode):
+        # the sim's clock runs on across resets, so newer stamps mean newer state.
+        latest = [_seconds(m.header.stamp) for m in (self._joint_state, self._status) if m]
+        first_stamp = max(latest) + 1e-9 if latest else 0.0
+        run = _Run(goal_handle=goal_handle, task=goal.task or self.default_task,
+                   done=Future(), first_stamp=first_stamp)
+        self.policy.reset()
+        self._run = run
+        self.get_logger().info(f'run started: {run.task!r}')
+        await run.done
+        result = RunPolicy.Result(
+            end_reason=run.end_reason, reason=run.reason, success=run.success,
+            success_known=run.success_known, steps=run.steps, missed_ticks=run.missed,
+            elapsed=run.elapsed)
+        if run.end_reason == RunPolicy.Result.CANCELED:
+            goal_handle.canceled()
+        elif run.end_reason == RunPolicy.Result.POLICY_ERROR:
+            goal_handle.abort()
+        else:
+            goal_handle.succeed()
+        self.get_logger().info(
+            f'run ended: {run.reason}; success={run.success if run.success_known else "unknown"}, '
+            f'{run.steps} steps, {run.elapsed:.2f} s, {run.missed} missed ticks')
+        return result
+
+    def _finish(self, run: _Run, end_reason: int, reason: str) -> None:
+        if self._run is run:
+            self._run = None
+            run.end_reason, run.reason = end_reason, reason
+            run.done.set_result(True)
+
+    # --- control ------------------------------------------------------------------
+
+    def _observation(self, run: _Run, stamp: float) -> Observation | None:
+        state = self._joint_state
+        if state is None or _seconds(state.header.stamp) < run.first_stamp:
+            return None
+        positions = np.array(state.position)[self._joint_index]
+        images = {}
+        for key, topic in self.policy.image_topics.items():
+            msg = self._images.get(topic)
+            if msg is None:
+                return None
+            images[key] = image_array(msg)
+        poses = {}
+        status = self._status
+        if status is not None and _seconds(status.header.stamp) >= run.first_stamp:
+            for name, pose in zip(status.object_names, status.object_poses):
+                poses[name] = (np.array([pose.position.x, pose.position.y, pose.position.z]),
+                               np.array([pose.orientation.w, pose.orientation.x,
+                                         pose.orientation.y, pose.orientation.z]))
+        elif self.policy.needs_object_poses:
+            return None
+        return Observation(time=stamp, joint_positions=positions, images=images, task=run.task,
+                           object_poses=poses)
+
+    def _tick(self, stamp: float, arrived: float) -> None:
+        run = self._run
+        if run is None or stamp < run.first_stamp:
+            return
+        if run.start is not None:
+            if stamp < run.next_tick - 1e-6:
+                return
+            late = max(int((stamp - run.next_tick) // self.period), 0)
+            if run.acted:
+                run.missed += late
+            run.next_tick += (late + 1) * self.period
+        obs = self._observation(run, stamp)
+        if obs is None:
+            return
+        if run.start is None:
+            run.start, run.next_tick = stamp, stamp + self.period
+        run.tick += 1
+        run.elapsed = stamp - run.start
+        self._update_success(run, stamp)
+
+        before = time.perf_counter()
+        try:
+            action = self.policy.act(obs)
+        except PolicyError as e:
+            self._finish(run, RunPolicy.Result.POLICY_ERROR, f'policy failed: {e}')
+            return
+        act_time = time.perf_counter() - before
+        if action is None:
+            if run.acted:
+                run.missed += 1
+        else:
+            error = self._check(action)
+            if error:
+                self.get_logger().error(f'{error}; run stopped, the arm holds')
+                self._finish(run, RunPolicy.Result.POLICY_ERROR, error)
+                return
+            self._publish(np.clip(action, self.lower, self.upper))
+            run.acted = True
+            run.steps += 1
+            self.act_times.append(act_time)
+            self.overhead.append(time.perf_counter() - arrived - act_time)
+            run.goal_handle.publish_feedback(RunPolicy.Feedback(
+                step=run.steps, elapsed=run.elapsed, success=run.success))
+        self._check_end(run)
+
+    def _check(self, action: np.ndarray) -> str:
+        if action.shape != (len(self.policy.joint_names),):
+            return f'policy returned {action.shape} values for {len(self.policy.joint_names)} joints'
+        if not np.all(np.isfinite(action)):
+            return f'policy produced a non-finite action {action.tolist()}'
+        over = (action < self.lower - self.tolerance) | (action > self.upper + self.tolerance)
+        if np.any(over):
+            bad = {self.policy.joint_names[i]: round(float(action[i]), 4) for i in np.flatnonzero(over)}
+            return f'policy produced out-of-range targets {bad}'
+        return ''
+
+    def _publish(self, action: np.ndarray) -> None:
+        msg = JointTrajectory()
+        msg.joint_names = list(self.policy.joint_names)
+        point = JointTrajectoryPoint()
+        point.positions = action.tolist()
+        # Reach each target over one period: the backend interpolates between ticks.
+        point.time_from_start.nanosec = int(self.period * 1e9)
+        msg.points = [point]
+        self.cmd_pub.publish(msg)
+
+    def _update_success(self, run: _Run, stamp: float) -> None:
+        status = self._status
+        if status is None or _seconds(status.header.stamp) < run.first_stamp:
+            return
+        run.success_known = True
+        run.success = bool(status.success)
+        if run.success and run.success_since is None:
+            run.success_since = stamp
+        elif not run.success:
+            run.success_since = None
+
+    def _check_end(self, run: _Run) -> None:
+        goal, result = run.goal_handle.request, RunPolicy.Result
+        if goal.stop_on_success and run.success_since is not None \
+                and run.elapsed - (run.success_since - run.start) >= goal.success_hold:
+            self._finish(run, result.SUCCEEDED, 'task succeeded')
+        elif self.policy.done:
+            self._finish(run, result.POLICY_DONE, 'policy done')
+        elif goal.max_steps and run.steps >= goal.max_steps:
+            self._finish(run, result.MAX_STEPS, f'{goal.max_steps} steps')
+        elif goal.max_duration > 0 and run.elapsed >= goal.max_duration:
+            self._finish(run, result.MAX_DURATION, f'{goal.max_duration:g} s')
+
+    # --- diagnostics ----------------------------------------------------------------
+
+    def _publish_diagnostics(self) -> None:
+        def ms(values, q):
+            return f'{1e3 * float(np.percentile(values, q)):.3f}' if values else 'nan'
+        overhead, act = list(self.overhead), list(self.act_times)
+        run = self._run
+        status = DiagnosticStatus(
+            level=DiagnosticStatus.OK, name=f'{self.get_name()}: policy',
+            message='running' if run else 'idle', hardware_id='policy')
+        status.values = [KeyValue(key=k, value=v) for k, v in (
+            ('rate_hz', f'{self.rate:g}'),
+            ('overhead_p50_ms', ms(overhead, 50)), ('overhead_p99_ms', ms(overhead, 99)),
+            ('act_p50_ms', ms(act, 50)), ('act_p99_ms', ms(act, 99)),
+            ('missed_ticks', str(run.missed if run else 0)),
+        )]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(msg)
+
+    def destroy_node(self) -> None:
+        self.policy.close()
+        self._server.destroy()
+        super().destroy_node()
+
+
+CONFIG_ERRORS = (CheckpointError, EmbodimentError, RobotDescriptionError, TrajectoryFileError,
+                 PolicyError, ValueError)
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = PolicyNode()
+    except CONFIG_ERRORS as e:
+        rclpy.logging.get_logger('policy').fatal(f'cannot start: {e}')
+        rclpy.try_shutdown()
+        return 1
+    # One thread: callbacks are short (inference runs in the policy's own worker)
+    # and rclpy's multi-threaded executor costs more CPU than it saves.
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
