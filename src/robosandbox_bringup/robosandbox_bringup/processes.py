@@ -72,6 +72,25 @@ class Child:
     reader: threading.Thread
 
 
+class CapturedOutput:
+    """A text sink for :class:`ProcessGroup` that keeps the children's output (for tests)."""
+
+    def __init__(self):
+        self._parts: list[str] = []
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> None:
+        with self._lock:
+            self._parts.append(text)
+
+    def flush(self) -> None:
+        pass
+
+    def text(self) -> str:
+        with self._lock:
+            return ''.join(self._parts)
+
+
 class ProcessGroup:
     """Children that live and die together."""
 

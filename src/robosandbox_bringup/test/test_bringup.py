@@ -128,3 +128,14 @@ def test_run_resolves_executables_and_reports_unknown_ones():
         capture_output=True, text=True, timeout=60)
     assert failing.returncode == 1
     assert "unknown robot 'no_robot'" in failing.stdout
+
+
+def test_sim_policy_runs_the_expert_episodes_and_exits():
+    # The main job (make run) with two episodes: verdict lines, a summary, exit 0.
+    process = start('launch', 'sim_policy', 'episodes:=2', 'seed:=10')
+    output, _ = process.communicate(timeout=180)
+    assert process.returncode == 0, output
+    verdicts = re.findall(r'episode (\d)/2 pick_cube seed (\d+): (\w+)', output)
+    assert verdicts == [('1', '10', 'SUCCESS'), ('2', '11', 'SUCCESS')], output
+    assert 'summary: 2/2 episodes succeeded on pick_cube' in output
+    assert 'refused' not in output       # every target the expert sent was valid

@@ -99,8 +99,11 @@ class LoadedCheckpoint:
     fps: float | None              # from train_config.json, when it records one
 
 
-def load(ref: str, device: str = 'cpu') -> LoadedCheckpoint:
-    """Load checkpoint ``ref`` and its processors with LeRobot's factory."""
+def load(ref: str, device: str = 'cpu', check=None) -> LoadedCheckpoint:
+    """Load checkpoint ``ref`` and its processors with LeRobot's factory.
+
+    ``check(directory, config)`` may refuse the policy config before any weights load.
+    """
     directory = resolve(ref)
     read_config(directory)
     from lerobot.configs.policies import PreTrainedConfig
@@ -113,6 +116,8 @@ def load(ref: str, device: str = 'cpu') -> LoadedCheckpoint:
     if hasattr(config, 'pretrained_backbone_weights'):
         # The checkpoint's weights replace the backbone's; don't fetch ImageNet ones first.
         config.pretrained_backbone_weights = None
+    if check is not None:
+        check(directory, config)
     try:
         policy = get_policy_class(config.type).from_pretrained(directory, config=config, strict=True)
     except Exception as e:  # noqa: BLE001

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import math
 
+import mujoco
 import numpy as np
 
 from robosandbox_policy.observation import Observation
@@ -27,6 +28,27 @@ class ExpertConfig:
     speed: float = 0.25                # m/s of the end-effector set point
     slow_speed: float = 0.08           # m/s while descending onto the object and lifting
     gripper_time: float = 0.6          # s to open or close the gripper
+
+
+def _quat(rotation: np.ndarray) -> np.ndarray:
+    q = np.zeros(4)
+    mujoco.mju_mat2Quat(q, rotation.reshape(-1))
+    return q
+
+
+def _slerp_rotation(r0: np.ndarray, r1: np.ndarray, s: float) -> np.ndarray:
+    """Rotation matrix a fraction ``s`` of the way from ``r0`` to ``r1``."""
+    q0, q1 = _quat(r0), _quat(r1)
+    if np.dot(q0, q1) < 0:
+        q1 = -q1
+    angle = math.acos(min(1.0, float(np.dot(q0, q1))))
+    if angle < 1e-6:
+        q = q1
+    else:
+        q = (math.sin((1 - s) * angle) * q0 + math.sin(s * angle) * q1) / math.sin(angle)
+    out = np.zeros(9)
+    mujoco.mju_quat2Mat(out, q / np.linalg.norm(q))
+    return out.reshape(3, 3)
 
 
 def _yaw(quat_wxyz: np.ndarray) -> float:
@@ -114,7 +136,9 @@ class PickPlaceExpert:
         if self._grasp is None:
             self._plan(obs)
             self._q = q[:self._n_arm].copy()
-            self._setpoint, _ = self.kinematics.forward(self._q)
+            self._setpoint, self._start_rotation = self.kinematics.forward(self._q)
+            self._approach_from = self._setpoint.copy()
+            self._rotation = self._start_rotation
             self._gripper = float(q[self._n_arm])
             self._last_time = now
             self._advance('open', now)
@@ -129,6 +153,11 @@ class PickPlaceExpert:
         elif self.phase == 'approach':
             if self._move_setpoint(self._grasp['approach'], cfg.speed, dt):
                 self._advance('descend', now)
+            # Turn the gripper down gradually over the approach, not in one tick.
+            total = np.linalg.norm(self._grasp['approach'] - self._approach_from)
+            left = np.linalg.norm(self._grasp['approach'] - self._setpoint)
+            progress = 1.0 if total < 1e-9 else 1.0 - left / total
+            self._rotation = _slerp_rotation(self._start_rotation, self._grasp['rotation'], progress)
         elif self.phase == 'descend':
             if self._move_setpoint(self._grasp['descend'], cfg.slow_speed, dt):
                 self._advance('close', now)
@@ -140,8 +169,10 @@ class PickPlaceExpert:
             if self._move_setpoint(self._grasp['lift'], cfg.slow_speed, dt):
                 self._advance('hold', now)
 
+        if self.phase not in ('open', 'approach'):
+            self._rotation = self._grasp['rotation']
         if self.phase != 'open':
-            self._q, _ = self.kinematics.solve(self._setpoint, self._grasp['rotation'], self._q)
+            self._q, _ = self.kinematics.solve(self._setpoint, self._rotation, self._q)
         return np.append(self._q, self._gripper)
 
     def close(self) -> None:

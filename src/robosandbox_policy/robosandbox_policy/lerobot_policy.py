@@ -9,7 +9,7 @@ in the same worker, one tick behind.
 
 from __future__ import annotations
 
-import logging
+import time
 import warnings
 
 import cv2
@@ -21,8 +21,20 @@ from robosandbox_policy.embodiment import (
     EmbodimentError, fit_vector, guess_convention, joint_units, parse_image_topics)
 from robosandbox_policy.observation import Observation
 
-log = logging.getLogger(__name__)
 DEFAULT_FPS = 30.0
+
+
+def _check_features(directory, config) -> None:
+    """Refuse policies that take inputs no robosandbox topic provides."""
+    from lerobot.configs.types import FeatureType
+    unsupported = [k for k, f in config.input_features.items()
+                   if f.type not in (FeatureType.STATE, FeatureType.VISUAL)]
+    if unsupported:
+        raise EmbodimentError(
+            f'{directory}: the policy takes {unsupported}, which no robosandbox topic '
+            f'provides (joint states and camera images only)')
+    if config.action_feature is None:
+        raise EmbodimentError(f'{directory}: the policy has no "action" output')
 
 
 class CheckpointPolicy:
@@ -32,26 +44,16 @@ class CheckpointPolicy:
                  gripper_range: tuple[float, float], units: str = 'auto', image_topics=(),
                  device: str = 'cpu', torch_threads: int = 0, rate: float = 0.0):
         import torch
-        from lerobot.configs.types import FeatureType
 
         if torch_threads > 0:
             torch.set_num_threads(torch_threads)
         self._torch = torch
         self.device = torch.device(device)
-        loaded = checkpoint.load(ref, device)
+        loaded = checkpoint.load(ref, device, check=_check_features)
         self.loaded = loaded
         config = loaded.config
         self.joint_names = tuple(joint_names)
         self.fps = loaded.fps
-
-        unsupported = [k for k, f in config.input_features.items()
-                       if f.type not in (FeatureType.STATE, FeatureType.VISUAL)]
-        if unsupported:
-            raise EmbodimentError(
-                f'{loaded.directory}: the policy takes {unsupported}, which no robosandbox topic '
-                f'provides (joint states and camera images only)')
-        if config.action_feature is None:
-            raise EmbodimentError(f'{loaded.directory}: the policy has no "action" output')
 
         n = len(self.joint_names)
         with warnings.catch_warnings(record=True) as caught:
@@ -75,8 +77,19 @@ class CheckpointPolicy:
                          and getattr(config, 'temporal_ensemble_coeff', None) is None)
         self.n_action_steps = getattr(config, 'n_action_steps', 1) if self._chunked else 1
         period = 1.0 / (rate or self.fps or DEFAULT_FPS)
-        self._runner = ChunkRunner(self._infer, period)
+        self._runner = ChunkRunner(self.predict_chunk, period)
+        self._warm_up()
         self.reset()
+
+    def _warm_up(self) -> None:
+        """Two inferences on a neutral observation: fail now rather than mid-run, pay
+        torch's first-call costs before the arm waits on them, and learn the latency."""
+        obs = Observation(time=0.0, joint_positions=np.zeros(len(self.joint_names)), images={
+            key: np.full((h, w, 3), 128, np.uint8) for key, (_, h, w) in self.image_shapes.items()})
+        for _ in range(2):
+            start = time.perf_counter()
+            self.predict_chunk(obs)
+            self._runner.latency = time.perf_counter() - start
 
     @property
     def units_convention(self) -> str:
@@ -108,7 +121,7 @@ class CheckpointPolicy:
             out[key] = np.ascontiguousarray(image)
         return out
 
-    def _infer(self, obs: Observation) -> np.ndarray:
+    def predict_chunk(self, obs: Observation) -> np.ndarray:
         """Action chunk (k, joints) in ROS units for ``obs``."""
         from lerobot.policies.utils import prepare_observation_for_inference
         torch = self._torch

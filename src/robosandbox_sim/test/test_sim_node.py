@@ -2,7 +2,6 @@
 
 import math
 import re
-import threading
 
 from builtin_interfaces.msg import Duration
 import numpy as np
@@ -16,7 +15,7 @@ from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile
 
-from robosandbox_bringup.processes import ProcessGroup, resolve_executable
+from robosandbox_bringup.processes import CapturedOutput, ProcessGroup, resolve_executable
 from robosandbox_control.spinning import spin_for, spin_until, wait_future
 from robosandbox_msgs.action import FollowJointTrajectory
 from robosandbox_msgs.msg import TaskStatus
@@ -26,28 +25,9 @@ JOINTS = ['shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_ro
 Result = FollowJointTrajectory.Result
 
 
-class Output:
-    """Collects a child's output lines so tests can look for errors it logged."""
-
-    def __init__(self):
-        self.lines = []
-        self._lock = threading.Lock()
-
-    def write(self, text):
-        with self._lock:
-            self.lines.append(text)
-
-    def flush(self):
-        pass
-
-    def text(self):
-        with self._lock:
-            return ''.join(self.lines)
-
-
 @pytest.fixture(scope='module')
 def sim_process():
-    output = Output()
+    output = CapturedOutput()
     group = ProcessGroup(out=output)
     argv = resolve_executable('robosandbox_sim', 'sim_node') + [
         '--ros-args', '-p', 'camera_width:=160', '-p', 'camera_height:=120',

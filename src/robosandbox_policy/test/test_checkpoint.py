@@ -1,0 +1,136 @@
+"""LeRobot checkpoints through LeRobot's own loading code: good, legacy and broken ones."""
+
+import json
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from robosandbox_policy.checkpoint import CheckpointError, LegacyCheckpointError, load
+from robosandbox_policy.embodiment import EmbodimentError, joint_units
+from robosandbox_policy.lerobot_policy import CheckpointPolicy
+from robosandbox_policy.migrate import migrate
+from robosandbox_policy.observation import Observation
+
+JOINTS = ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper')
+GRIPPER_RANGE = (-0.17453, 1.74533)
+HOME = np.array([0.0, -1.2, 1.1, 1.1, 0.0, 0.0])
+
+
+def make_policy(ref, **kwargs):
+    return CheckpointPolicy(str(ref), JOINTS, 'gripper', GRIPPER_RANGE, **kwargs)
+
+
+def first_action(policy, image_shape=(240, 320, 3), timeout=30.0):
+    obs = Observation(time=0.0, joint_positions=HOME.copy(),
+                      images={'observation.images.front': np.full(image_shape, 128, np.uint8)})
+    deadline = time.monotonic() + timeout
+    tick = 0
+    while time.monotonic() < deadline:
+        action = policy.act(obs)
+        tick += 1
+        if action is not None:
+            return action
+        time.sleep(0.01)
+    raise AssertionError('no action within the timeout')
+
+
+def test_act_checkpoint_runs_with_resized_images_in_ros_units(act_checkpoint):
+    policy = make_policy(act_checkpoint)
+    try:
+        assert policy.units_convention == 'ros'              # stats in radians
+        assert policy.image_topics == {'observation.images.front': 'cameras/front/image_raw'}
+        assert policy.image_shapes['observation.images.front'] == (3, 120, 160)
+        action = first_action(policy)                       # 240x320 in, 120x160 expected
+        assert action.shape == (6,) and np.all(np.isfinite(action))
+        # Untrained, but denormalised around home with a 0.02 rad spread.
+        assert np.max(np.abs(action - HOME)) < 0.5
+    finally:
+        policy.close()
+
+
+def test_degree_checkpoints_are_converted_to_radians(tmp_path, write_act):
+    units = joint_units('lerobot_so101', JOINTS, 'gripper', GRIPPER_RANGE)
+    ckpt = write_act(tmp_path / 'deg', units.to_policy(HOME), spread=1.0)
+    policy = make_policy(ckpt)
+    try:
+        assert policy.units_convention == 'lerobot_so101'
+        # The state the policy sees is in degrees / 0-100...
+        batch = policy.batch(Observation(0.0, HOME.copy(), {
+            'observation.images.front': np.zeros((120, 160, 3), np.uint8)}))
+        np.testing.assert_allclose(batch['observation.state'], units.to_policy(HOME), rtol=1e-5)
+        # ...and its actions come back in radians, near home.
+        assert np.max(np.abs(first_action(policy) - HOME)) < 0.3
+    finally:
+        policy.close()
+
+
+def test_hub_repo_ids_load_from_the_cache_offline(hub_cache, monkeypatch):
+    from huggingface_hub import constants
+    monkeypatch.setattr(constants, 'HF_HUB_CACHE', str(hub_cache))
+    monkeypatch.setattr(constants, 'HF_HUB_OFFLINE', True)
+    loaded = load('robosandbox-test/tiny-act')
+    assert loaded.directory.parent.parent.name == 'models--robosandbox-test--tiny-act'
+    with pytest.raises(CheckpointError, match='neither a local directory nor in the Hugging Face cache'):
+        load('robosandbox-test/not-cached')
+
+
+def test_legacy_checkpoints_are_detected_then_migrated(tmp_path, act_checkpoint, legacy_copy):
+    legacy = legacy_copy(act_checkpoint, tmp_path / 'old_act')
+    with pytest.raises(LegacyCheckpointError, match='robosandbox migrate-checkpoint'):
+        make_policy(legacy)
+    migrated = migrate(str(legacy))
+    assert migrated == tmp_path / 'old_act_migrated'
+    original, converted = make_policy(act_checkpoint), make_policy(migrated)
+    try:
+        obs = Observation(time=0.0, joint_positions=HOME.copy(), images={
+            'observation.images.front': np.random.default_rng(0).integers(0, 255, (120, 160, 3), np.uint8)})
+        np.testing.assert_allclose(converted.predict_chunk(obs), original.predict_chunk(obs), atol=1e-5)
+    finally:
+        original.close()
+        converted.close()
+    with pytest.raises(CheckpointError, match='already exists'):
+        migrate(str(legacy))
+
+
+def test_migrate_checkpoint_command(tmp_path, act_checkpoint, legacy_copy, capsys):
+    from robosandbox_bringup.cli import main
+    legacy = legacy_copy(act_checkpoint, tmp_path / 'old')
+    assert main(['migrate-checkpoint', str(legacy), '--output', str(tmp_path / 'new')]) == 0
+    assert 'policy:=' in capsys.readouterr().out
+    assert (tmp_path / 'new' / 'policy_preprocessor.json').is_file()
+    assert main(['migrate-checkpoint', str(act_checkpoint)]) == 1
+    assert 'needs no migration' in capsys.readouterr().err
+
+
+def broken_copy(act_checkpoint, tmp_path, damage):
+    ckpt = tmp_path / 'broken'
+    shutil.copytree(act_checkpoint, ckpt)
+    damage(ckpt)
+    return ckpt
+
+
+@pytest.mark.parametrize('damage, message', [
+    (lambda d: shutil.rmtree(d), 'no checkpoint directory'),
+    (lambda d: (d / 'config.json').write_text('{"type": "act", '), 'unreadable'),
+    (lambda d: (d / 'config.json').write_text('{"type": "no_such_policy"}'), 'not a valid LeRobot config'),
+    (lambda d: (d / 'model.safetensors').rename(d / 'pytorch_model.bin'), 'only safetensors'),
+    (lambda d: (d / 'model.safetensors').write_bytes(b'\0' * 64), 'cannot load the weights'),
+    (lambda d: (d / 'policy_preprocessor.json').unlink(), 'migrate-checkpoint'),
+])
+def test_broken_checkpoints_fail_with_the_reason(tmp_path, act_checkpoint, damage, message):
+    with pytest.raises(CheckpointError, match=message):
+        make_policy(broken_copy(act_checkpoint, tmp_path, damage))
+
+
+def test_features_without_a_topic_fail_at_configure(tmp_path, act_checkpoint):
+    with pytest.raises(EmbodimentError, match="'wrist'.*does not take"):
+        make_policy(act_checkpoint, image_topics=['wrist=cameras/wrist/image_raw'])
+
+    def add_env_state(d):
+        config = json.loads((d / 'config.json').read_text())
+        config['input_features']['observation.environment_state'] = {'type': 'ENV', 'shape': [3]}
+        (d / 'config.json').write_text(json.dumps(config))
+    with pytest.raises(EmbodimentError, match='observation.environment_state'):
+        make_policy(broken_copy(act_checkpoint, tmp_path, add_env_state))

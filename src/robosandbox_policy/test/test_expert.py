@@ -1,0 +1,67 @@
+"""The scripted expert solves pick_cube on the MuJoCo model, in-process."""
+
+import numpy as np
+import pytest
+
+from robosandbox_policy.expert import PickPlaceExpert
+from robosandbox_policy.observation import Observation
+from robosandbox_policy.policy import PolicyError
+from robosandbox_sim.simulation import Simulation
+
+CONTROL_STEPS = 17   # 2 ms physics steps per 30 Hz tick
+
+
+@pytest.fixture(scope='module')
+def sim():
+    sim = Simulation('so101', 'pick_cube')
+    yield sim
+    sim.close()
+
+
+@pytest.fixture(scope='module')
+def expert():
+    return PickPlaceExpert('so101')
+
+
+def run_episode(sim, expert, seed, seconds=8.0):
+    sim.reset('pick_cube', seed)
+    expert.reset()
+    start = sim.time
+    while sim.time - start < seconds:
+        status = sim.status()
+        if status.success and expert.phase == 'hold':
+            return True
+        obs = Observation(time=sim.time, joint_positions=sim.joint_positions(),
+                          object_poses=status.object_poses)
+        sim.set_targets(expert.act(obs))
+        sim.step(CONTROL_STEPS)
+    return sim.status().success
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2, 3, 4, 5])
+def test_expert_picks_the_cube(sim, expert, seed):
+    assert run_episode(sim, expert, seed)
+
+
+def test_expert_targets_stay_within_limits_and_move_smoothly(sim, expert):
+    sim.reset('pick_cube', 7)
+    expert.reset()
+    lo, hi = sim.joint_limits()
+    previous = None
+    for _ in range(150):
+        obs = Observation(time=sim.time, joint_positions=sim.joint_positions(),
+                          object_poses=sim.status().object_poses)
+        target = expert.act(obs)
+        assert np.all(target >= lo) and np.all(target <= hi)
+        if previous is not None:
+            # Arm joints move at a bounded speed: no jumps between 30 Hz ticks.
+            assert np.max(np.abs(target[:5] - previous[:5])) < 0.25
+        previous = target
+        sim.set_targets(target)
+        sim.step(CONTROL_STEPS)
+
+
+def test_expert_needs_the_object_pose(expert):
+    expert.reset()
+    with pytest.raises(PolicyError, match="pose of 'cube'"):
+        expert.act(Observation(time=0.0, joint_positions=np.zeros(6)))
