@@ -3,7 +3,9 @@
 Chunking policies (ACT and kin) predict many future actions from one
 observation. :class:`ChunkRunner` runs that inference in a worker thread and
 asks for the next chunk early enough that the queue never runs dry: when the
-actions left cover no more than the last inference latency plus one tick. A
+actions left cover no more than the slowest of the recent inferences, with a
+quarter to spare, plus one tick (on a shared CPU an inference can take several
+times its median). A
 chunk that arrives ``k`` ticks after its observation was taken starts at its
 ``k``-th action, so the actions stay aligned with time.
 """
@@ -37,8 +39,15 @@ class ChunkRunner:
         self._running = True
         self.latency = 0.0            # s, the slowest recent inference
         self.inference_times: deque[float] = deque(maxlen=1000)
+        self._recent: deque[float] = deque(maxlen=20)
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
+
+    def expect_latency(self, seconds: float) -> None:
+        """Count an inference timed elsewhere (a warm-up) among the recent ones."""
+        with self._cond:
+            self._recent.append(seconds)
+            self.latency = max(self._recent)
 
     def reset(self) -> None:
         """Forget queued actions and any inference in flight (a new run)."""
@@ -61,7 +70,7 @@ class ChunkRunner:
                 stale = min(max(tick - from_tick, 0), len(chunk) - 1)
                 self._queue = deque(chunk[stale:])
             action = self._queue.popleft() if self._queue else None
-            margin = math.ceil(self.latency / self.period) + 1 if self.period > 0 else 1
+            margin = math.ceil(1.25 * self.latency / self.period) + 1 if self.period > 0 else 1
             if len(self._queue) < margin and not self._busy and self._request is None:
                 self._request = (self._generation, tick, obs)
                 self._cond.notify()
@@ -92,7 +101,8 @@ class ChunkRunner:
                     self._error = error
                     continue
                 self.inference_times.append(elapsed)
-                self.latency = max(elapsed, 0.9 * self.latency)
+                self._recent.append(elapsed)
+                self.latency = max(self._recent)
                 self._result = (generation, tick, chunk)
 
     def close(self) -> None:

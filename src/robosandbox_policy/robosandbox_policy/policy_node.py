@@ -70,10 +70,10 @@ class _Run:
     done: Future                     # set when the run ends
     first_stamp: float               # inputs stamped earlier are not this run's
     start: float | None = None       # stamp of the first tick, s
-    next_tick: float | None = None
-    tick: int = 0
+    index: int = 0                   # grid index of the last tick
     steps: int = 0
-    missed: int = 0
+    missed: int = 0                  # ticks without a published target:
+    late: int = 0                    #   of which inputs came too late (a tick was skipped)
     acted: bool = False
     end_reason: int = -1
     reason: str = ''
@@ -213,7 +213,8 @@ class PolicyNode(Node):
             goal_handle.succeed()
         self.get_logger().info(
             f'run ended: {run.reason}; success={run.success if run.success_known else "unknown"}, '
-            f'{run.steps} steps, {run.elapsed:.2f} s, {run.missed} missed ticks')
+            f'{run.steps} steps, {run.elapsed:.2f} s, {run.missed} missed ticks '
+            f'({run.late} for late inputs, {run.missed - run.late} with no action ready)')
         return result
 
     def _finish(self, run: _Run, end_reason: int, reason: str) -> None:
@@ -251,19 +252,23 @@ class PolicyNode(Node):
         run = self._run
         if run is None or stamp < run.first_stamp:
             return
+        index = 0
         if run.start is not None:
-            if stamp < run.next_tick - 1e-6:
+            # Ticks sit on a grid of periods from the first one and a trigger takes the
+            # nearest grid point: inputs quantised by the sim's 2 ms step (a 30 Hz
+            # camera at 34, 68, 100 ms...) then neither skip nor double a tick.
+            index = round((stamp - run.start) / self.period)
+            if index <= run.index:
                 return
-            late = max(int((stamp - run.next_tick) // self.period), 0)
             if run.acted:
-                run.missed += late
-            run.next_tick += (late + 1) * self.period
+                run.missed += index - run.index - 1
+                run.late += index - run.index - 1
         obs = self._observation(run, stamp)
         if obs is None:
             return
         if run.start is None:
-            run.start, run.next_tick = stamp, stamp + self.period
-        run.tick += 1
+            run.start = stamp
+        run.index = index
         run.elapsed = stamp - run.start
         self._update_success(run, stamp)
 
@@ -342,6 +347,8 @@ class PolicyNode(Node):
         def ms(values, q):
             return f'{1e3 * float(np.percentile(values, q)):.3f}' if values else 'nan'
         overhead, act = list(self.overhead), list(self.act_times)
+        runner = getattr(self.policy, 'runner', None)
+        inference = list(runner.inference_times) if runner else []
         run = self._run
         status = DiagnosticStatus(
             level=DiagnosticStatus.OK, name=f'{self.get_name()}: policy',
@@ -350,6 +357,8 @@ class PolicyNode(Node):
             ('rate_hz', f'{self.rate:g}'),
             ('overhead_p50_ms', ms(overhead, 50)), ('overhead_p99_ms', ms(overhead, 99)),
             ('act_p50_ms', ms(act, 50)), ('act_p99_ms', ms(act, 99)),
+            ('inference_p50_ms', ms(inference, 50)), ('inference_p99_ms', ms(inference, 99)),
+            ('inferences', str(len(inference))),
             ('missed_ticks', str(run.missed if run else 0)),
         )]
         msg = DiagnosticArray(status=[status])
