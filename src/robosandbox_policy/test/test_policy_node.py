@@ -190,3 +190,19 @@ def test_replay_reproduces_a_recorded_trajectory(client, policy_node, tmp_path):
     replayed = np.array([m.position for m in client.states])
     gaps = [np.min(np.max(np.abs(replayed[:, :5] - q[:5]), axis=1)) for q in positions]
     assert max(gaps) < 0.08, max(gaps)
+
+
+def test_runs_can_be_canceled_and_only_one_runs_at_a_time(client, policy_node):
+    process = policy_node('hold')
+    reset(client, 2)
+    assert client.run.wait_for_server(timeout_sec=60.0), process.output.text()
+    handle = wait_future(client, client.run.send_goal_async(RunPolicy.Goal(max_duration=30.0)))
+    assert handle.accepted
+    second = wait_future(client, client.run.send_goal_async(RunPolicy.Goal(max_steps=1)))
+    assert not second.accepted
+    spin_until(client, lambda: False, 1.0)
+    wait_future(client, handle.cancel_goal_async())
+    result = wait_future(client, handle.get_result_async(), timeout=10.0).result
+    assert result.end_reason == Result.CANCELED and result.steps > 0
+    # The node is free again.
+    assert run(client, process, max_steps=3).end_reason == Result.MAX_STEPS
