@@ -188,3 +188,28 @@ def run_group(commands: list[tuple[str, list[str]]], duration: float | None = No
         group.shutdown()
         signal.signal(signal.SIGINT, previous)
     return status
+
+
+class NodeProcess:
+    """One node in a process of its own, its output kept (tests, benchmarks).
+
+    ``params`` are ``name:=value`` strings; ``name`` renames the node.
+    """
+
+    def __init__(self, package: str, executable: str, *params: str, name: str = '',
+                 env: dict[str, str] | None = None):
+        self.output = CapturedOutput()
+        self._group = ProcessGroup(out=self.output)
+        argv = resolve_executable(package, executable) + ['--ros-args']
+        if name:
+            argv += ['-r', f'__node:={name}']
+        for param in params:
+            argv += ['-p', param]
+        self.child = self._group.start(name or executable, argv, env=env)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.child.process.poll()
+
+    def close(self) -> None:
+        self._group.shutdown()

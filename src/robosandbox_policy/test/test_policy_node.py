@@ -10,7 +10,7 @@ from rclpy.action import ActionClient
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
-from robosandbox_bringup.processes import CapturedOutput, ProcessGroup, resolve_executable
+from robosandbox_bringup.processes import NodeProcess
 from robosandbox_control.spinning import spin_until, wait_future
 from robosandbox_msgs.action import RunPolicy
 from robosandbox_msgs.srv import ResetSim
@@ -25,13 +25,10 @@ Result = RunPolicy.Result
 
 @pytest.fixture(scope='module')
 def sim():
-    output = CapturedOutput()
-    group = ProcessGroup(out=output)
-    child = group.start('sim', resolve_executable('robosandbox_sim', 'sim_node') + [
-        '--ros-args', '-p', 'cameras:=[front]'])
-    yield output
-    group.shutdown()
-    assert child.process.returncode == 0, output.text()
+    sim = NodeProcess('robosandbox_sim', 'sim_node', 'cameras:=[front]')
+    yield sim.output
+    sim.close()
+    assert sim.returncode == 0, sim.output.text()
 
 
 @pytest.fixture(scope='module')
@@ -49,30 +46,13 @@ def client(sim):
     rclpy.shutdown()
 
 
-class PolicyProcess:
-    def __init__(self, policy, *params, env=None):
-        self.output = CapturedOutput()
-        self.group = ProcessGroup(out=self.output)
-        argv = resolve_executable('robosandbox_policy', 'policy_node') + [
-            '--ros-args', '-r', '__node:=policy', '-p', f'policy:={policy}']
-        for param in params:
-            argv += ['-p', param]
-        self.child = self.group.start('policy', argv, env=env)
-
-    @property
-    def returncode(self):
-        return self.child.process.poll()
-
-    def close(self):
-        self.group.shutdown()
-
-
 @pytest.fixture
 def policy_node():
     started = []
 
     def start(policy, *params, env=None):
-        process = PolicyProcess(policy, *params, env=env)
+        process = NodeProcess('robosandbox_policy', 'policy_node', f'policy:={policy}', *params,
+                              name='policy', env=env)
         started.append(process)
         return process
     yield start

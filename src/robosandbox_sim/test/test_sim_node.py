@@ -15,7 +15,7 @@ from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile
 
-from robosandbox_bringup.processes import CapturedOutput, ProcessGroup, resolve_executable
+from robosandbox_bringup.processes import NodeProcess
 from robosandbox_control.spinning import spin_for, spin_until, wait_future
 from robosandbox_msgs.action import FollowJointTrajectory
 from robosandbox_msgs.msg import TaskStatus
@@ -27,15 +27,11 @@ Result = FollowJointTrajectory.Result
 
 @pytest.fixture(scope='module')
 def sim_process():
-    output = CapturedOutput()
-    group = ProcessGroup(out=output)
-    argv = resolve_executable('robosandbox_sim', 'sim_node') + [
-        '--ros-args', '-p', 'camera_width:=160', '-p', 'camera_height:=120',
-        '-p', 'cameras:=[front, wrist]']
-    child = group.start('sim', argv)
-    yield output
-    group.shutdown()
-    assert child.process.returncode == 0, output.text()
+    sim = NodeProcess('robosandbox_sim', 'sim_node', 'camera_width:=160', 'camera_height:=120',
+                      'cameras:=[front, wrist]')
+    yield sim.output
+    sim.close()
+    assert sim.returncode == 0, sim.output.text()
 
 
 @pytest.fixture(scope='module')
