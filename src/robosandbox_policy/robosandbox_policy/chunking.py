@@ -32,7 +32,7 @@ class ChunkRunner:
         self._queue: deque[np.ndarray] = deque()
         self._cond = threading.Condition()
         self._request: tuple[int, int, Observation] | None = None    # (generation, tick, obs)
-        self._result: tuple[int, int, np.ndarray] | None = None
+        self._result: tuple[int, np.ndarray] | None = None          # (tick, chunk)
         self._error: BaseException | None = None
         self._busy = False
         self._generation = 0
@@ -65,7 +65,7 @@ class ChunkRunner:
                 error, self._error = self._error, None
                 raise PolicyError(f'inference failed: {error!r}') from error
             if self._result is not None:
-                _, from_tick, chunk = self._result
+                from_tick, chunk = self._result
                 self._result = None
                 stale = min(max(tick - from_tick, 0), len(chunk) - 1)
                 self._queue = deque(chunk[stale:])
@@ -103,7 +103,7 @@ class ChunkRunner:
                 self.inference_times.append(elapsed)
                 self._recent.append(elapsed)
                 self.latency = max(self._recent)
-                self._result = (generation, tick, chunk)
+                self._result = (tick, chunk)
 
     def close(self) -> None:
         with self._cond:

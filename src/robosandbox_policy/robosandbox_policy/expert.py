@@ -57,14 +57,13 @@ def _yaw(quat_wxyz: np.ndarray) -> float:
 
 
 class PickPlaceExpert:
-    """Open, move above the object, descend, close, lift, hold.
+    """Phases: open, approach (above the object), descend, close, lift, hold.
 
     The end-effector set point moves along straight lines at a bounded speed and
     each tick's joint targets come from IK warm-started at the previous ones, so
     the commanded motion is smooth whatever the control rate.
     """
 
-    PHASES = ('open', 'approach', 'descend', 'close', 'lift', 'hold')
     image_topics: dict[str, str] = {}
     needs_object_poses = True
     fps = None
@@ -95,7 +94,7 @@ class PickPlaceExpert:
         cfg = self.config
         if cfg.object not in obs.object_poses:
             raise PolicyError(f'the scripted expert needs the pose of {cfg.object!r} from the task '
-                           f'status; it has {sorted(obs.object_poses) or "none"}')
+                              f'status; it has {sorted(obs.object_poses) or "none"}')
         xyz, quat = obs.object_poses[cfg.object]
         # Of the object's four face directions, close the jaws along the one
         # nearest the arm's radial direction: the least wrist roll.

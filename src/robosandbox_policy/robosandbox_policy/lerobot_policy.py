@@ -20,9 +20,7 @@ from robosandbox_policy.chunking import ChunkRunner
 from robosandbox_policy.embodiment import (
     EmbodimentError, fit_vector, guess_convention, joint_units, parse_image_topics)
 from robosandbox_policy.observation import Observation
-
-DEFAULT_FPS = 30.0
-
+from robosandbox_policy.policy import control_rate
 
 def _check_features(directory, config) -> None:
     """Refuse policies that take inputs no robosandbox topic provides."""
@@ -49,10 +47,17 @@ class CheckpointPolicy:
             torch.set_num_threads(torch_threads)
         self._torch = torch
         self.device = torch.device(device)
-        loaded = checkpoint.load(ref, device, check=_check_features)
+        self.joint_names = tuple(joint_names)
+
+        def check(directory, config):
+            # Everything that can be refused from the config alone, before the weights load.
+            _check_features(directory, config)
+            self.image_shapes = {k: tuple(f.shape) for k, f in config.image_features.items()}
+            self.image_topics = parse_image_topics(image_topics, list(self.image_shapes))
+
+        loaded = checkpoint.load(ref, device, check=check)
         self.loaded = loaded
         config = loaded.config
-        self.joint_names = tuple(joint_names)
         self.fps = loaded.fps
 
         n = len(self.joint_names)
@@ -67,8 +72,6 @@ class CheckpointPolicy:
                                  else f'{self.joint_names[action_dim:]} hold'))
         self.warnings = [str(w.message) for w in caught]
 
-        self.image_shapes = {k: tuple(f.shape) for k, f in config.image_features.items()}
-        self.image_topics = parse_image_topics(image_topics, list(self.image_shapes))
         convention = guess_convention(loaded.state_stats) if units == 'auto' else units
         self.units = joint_units(convention, self.joint_names, gripper_joint, gripper_range)
 
@@ -76,8 +79,7 @@ class CheckpointPolicy:
                          and hasattr(config, 'n_action_steps')
                          and getattr(config, 'temporal_ensemble_coeff', None) is None)
         self.n_action_steps = getattr(config, 'n_action_steps', 1) if self._chunked else 1
-        period = 1.0 / (rate or self.fps or DEFAULT_FPS)
-        self._runner = ChunkRunner(self.predict_chunk, period)
+        self.runner = ChunkRunner(self.predict_chunk, 1.0 / control_rate(rate, self.fps))
         self._warm_up()
         self.reset()
 
@@ -89,21 +91,12 @@ class CheckpointPolicy:
         for _ in range(2):
             start = time.perf_counter()
             self.predict_chunk(obs)
-            self._runner.expect_latency(time.perf_counter() - start)
-
-    @property
-    def units_convention(self) -> str:
-        return self.units.convention
-
-    @property
-    def runner(self) -> ChunkRunner:
-        return self._runner
+            self.runner.expect_latency(time.perf_counter() - start)
 
     def reset(self) -> None:
         self.done = False
         self._tick = 0
-        self._task = ''
-        self._runner.reset()
+        self.runner.reset()
         self.loaded.policy.reset()
         self.loaded.preprocessor.reset()
         self.loaded.postprocessor.reset()
@@ -144,9 +137,9 @@ class CheckpointPolicy:
         return chunk
 
     def act(self, obs: Observation) -> np.ndarray | None:
-        action = self._runner.next(obs, self._tick)
+        action = self.runner.next(obs, self._tick)
         self._tick += 1
         return action
 
     def close(self) -> None:
-        self._runner.close()
+        self.runner.close()

@@ -15,6 +15,14 @@ import numpy as np
 from robosandbox_policy.observation import Observation
 
 
+DEFAULT_RATE = 30.0   # Hz, when neither the user nor the policy names a control rate
+
+
+def control_rate(requested: float, policy_fps: float | None) -> float:
+    """The control rate (Hz): the one asked for, else the policy's own, else 30."""
+    return requested or policy_fps or DEFAULT_RATE
+
+
 class PolicyError(RuntimeError):
     """The policy failed during a run; the run stops and the arm holds."""
 

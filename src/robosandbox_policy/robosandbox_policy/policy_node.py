@@ -7,9 +7,10 @@ while a run is active. Runs are started with the ``~/run`` action
 arm holds its last target.
 
 Control ticks are driven by the data: each new camera image (or joint state,
-for policies without cameras) whose stamp reaches the next tick time triggers
-one tick, so a tick always acts on a fresh observation pair and ticks follow
-sim time when the sim runs slower or faster than real time.
+for policies without cameras) that falls on a new point of the tick grid (one
+period apart from the run's first tick) triggers one tick, so a tick always
+acts on a fresh observation pair and ticks follow sim time when the sim runs
+slower or faster than real time.
 """
 
 from __future__ import annotations
@@ -36,12 +37,10 @@ from robosandbox_policy.checkpoint import CheckpointError
 from robosandbox_policy.embodiment import EmbodimentError
 from robosandbox_policy.factory import make_policy, PolicyOptions
 from robosandbox_policy.observation import Observation
-from robosandbox_policy.policy import PolicyError
+from robosandbox_policy.policy import control_rate, PolicyError
 from robosandbox_policy.replay import TrajectoryFileError
 from robosandbox_sim.kinematics import ArmKinematics
 from robosandbox_sim.robot import RobotDescriptionError
-
-DEFAULT_RATE = 30.0
 
 PARAMETERS = {
     'policy': ('expert', 'expert | hold | replay:<file.csv> | a LeRobot checkpoint '
@@ -109,7 +108,7 @@ class PolicyNode(Node):
             replay_lookahead=float(p['replay_lookahead'])))
         for message in getattr(self.policy, 'warnings', []):
             self.get_logger().warning(message)
-        self.rate = float(p['rate']) or self.policy.fps or DEFAULT_RATE
+        self.rate = control_rate(float(p['rate']), self.policy.fps)
         self.period = 1.0 / self.rate
         self.default_task = p['task']
         self.tolerance = float(p['action_tolerance'])
@@ -263,22 +262,22 @@ class PolicyNode(Node):
             if run.acted:
                 run.missed += index - run.index - 1
                 run.late += index - run.index - 1
-        obs = self._observation(run, stamp)
-        if obs is None:
-            return
-        if run.start is None:
-            run.start = stamp
-        run.index = index
-        run.elapsed = stamp - run.start
-        self._update_success(run, stamp)
-
-        before = time.perf_counter()
         try:
+            obs = self._observation(run, stamp)      # refuses images it cannot read
+            if obs is None:
+                return
+            if run.start is None:
+                run.start = stamp
+            run.index = index
+            run.elapsed = stamp - run.start
+            self._update_success(run, stamp)
+            before = time.perf_counter()
             action = self.policy.act(obs)
+            act_time = time.perf_counter() - before
         except PolicyError as e:
+            self.get_logger().error(f'{e}; run stopped, the arm holds')
             self._finish(run, RunPolicy.Result.POLICY_ERROR, f'policy failed: {e}')
             return
-        act_time = time.perf_counter() - before
         if action is None:
             if run.acted:
                 run.missed += 1

@@ -64,12 +64,12 @@ def write_trajectory(path: str | Path, joint_names, times, positions) -> None:
 class ReplayPolicy:
     image_topics: dict[str, str] = {}
     needs_object_poses = False
+    fps = None
 
-    def __init__(self, path: str | Path, lookahead: float = 0.0, fps: float | None = None):
+    def __init__(self, path: str | Path, lookahead: float = 0.0):
         self.joint_names, self._times, self._positions = read_trajectory(path)
         self._times = self._times - self._times[0]
         self.lookahead = float(lookahead)
-        self.fps = fps
         self.reset()
 
     def reset(self) -> None:

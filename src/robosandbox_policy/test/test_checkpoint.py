@@ -39,7 +39,7 @@ def first_action(policy, image_shape=(240, 320, 3), timeout=30.0):
 def test_act_checkpoint_runs_with_resized_images_in_ros_units(act_checkpoint):
     policy = make_policy(act_checkpoint)
     try:
-        assert policy.units_convention == 'ros'              # stats in radians
+        assert policy.units.convention == 'ros'              # stats in radians
         assert policy.image_topics == {'observation.images.front': 'cameras/front/image_raw'}
         assert policy.image_shapes['observation.images.front'] == (3, 120, 160)
         action = first_action(policy)                       # 240x320 in, 120x160 expected
@@ -55,7 +55,7 @@ def test_degree_checkpoints_are_converted_to_radians(tmp_path, write_act):
     ckpt = write_act(tmp_path / 'deg', units.to_policy(HOME), spread=1.0)
     policy = make_policy(ckpt)
     try:
-        assert policy.units_convention == 'lerobot_so101'
+        assert policy.units.convention == 'lerobot_so101'
         # The state the policy sees is in degrees / 0-100...
         batch = policy.batch(Observation(0.0, HOME.copy(), {
             'observation.images.front': np.zeros((120, 160, 3), np.uint8)}))

@@ -24,7 +24,6 @@ class ArmKinematics:
         scene = build_scene(self.robot, load_task('home'), visual_detail=0.0)
         self.model = scene.model
         self.data = mujoco.MjData(self.model)
-        self._qpos = scene.joint_qpos
         n_arm = len(self.robot.arm_joints)
         self._arm_qpos = scene.joint_qpos[:n_arm]
         self._arm_dof = scene.joint_dof[:n_arm]
