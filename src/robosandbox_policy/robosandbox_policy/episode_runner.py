@@ -1,8 +1,10 @@
 """Runs N episodes: reset the sim, run the policy, print the verdict; then exit.
 
-A client of ``sim/reset`` and ``policy/run``, it is what makes ``sim_policy``
-a job that ends: one line per episode, a summary line, exit status 0 once all
-episodes ran (whatever their verdicts), 1 if the sim or the policy failed.
+A client of ``sim/reset`` and ``policy/run`` (and, when ``recorder`` is set, of
+the recorder's ``start``/``stop``: each run is one recorded episode), it is
+what makes ``sim_policy`` and ``sim_record`` jobs that end: one line per
+episode, a summary line, exit status 0 once all episodes ran (whatever their
+verdicts), 1 if the sim, the policy or the recorder failed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from rclpy.node import Node
 from robosandbox_control.parameters import declare_parameters
 from robosandbox_control.spinning import wait_future
 from robosandbox_msgs.action import RunPolicy
-from robosandbox_msgs.srv import ResetSim
+from robosandbox_msgs.srv import ResetSim, StartEpisode, StopEpisode
 from robosandbox_sim.task import load_task, TaskError
 
 PARAMETERS = {
@@ -26,6 +28,8 @@ PARAMETERS = {
     'success_hold': (0.5, 'An episode ends once the task has reported success this long, s.'),
     'reset_service': ('sim/reset', 'The sim reset service.'),
     'run_action': ('policy/run', "The policy node's run action."),
+    'recorder': ('', "Namespace of a recorder's start/stop services, e.g. 'recorder'; '' = no recording."),
+    'policy': ('', 'What drives the arm, written into recorded episodes.'),
     'wait_timeout': (60.0, 'How long to wait for the sim and the policy node, s.'),
 }
 
@@ -38,6 +42,11 @@ class EpisodeRunner(Node):
         self.task = load_task(self.p['task'])
         self.reset_client = self.create_client(ResetSim, self.p['reset_service'])
         self.run_client = ActionClient(self, RunPolicy, self.p['run_action'])
+        self.recorder = None
+        if self.p['recorder']:
+            prefix = self.p['recorder'].rstrip('/')
+            self.recorder = (self.create_client(StartEpisode, f'{prefix}/start'),
+                             self.create_client(StopEpisode, f'{prefix}/stop'))
 
     def _wait_for_servers(self) -> None:
         timeout = self.p['wait_timeout']
@@ -45,14 +54,32 @@ class EpisodeRunner(Node):
             raise TimeoutError(f'no {self.reset_client.srv_name} service after {timeout:g} s')
         if not self.run_client.wait_for_server(timeout_sec=timeout):
             raise TimeoutError(f'no {self.p["run_action"]} action server after {timeout:g} s')
+        for client in self.recorder or ():
+            if not client.wait_for_service(timeout_sec=timeout):
+                raise TimeoutError(f'no {client.srv_name} service after {timeout:g} s')
 
-    def run_episode(self, seed: int) -> RunPolicy.Result:
+    def run_episode(self, seed: int) -> tuple[RunPolicy.Result, StopEpisode.Response | None]:
         reset = wait_future(self, self.reset_client.call_async(
             ResetSim.Request(task=self.p['task'], seed=seed)))
         if not reset.success:
             raise RuntimeError(f'sim reset failed: {reset.message}')
+        instruction = self.p['instruction'] or self.task.instruction
+        if self.recorder:
+            started = wait_future(self, self.recorder[0].call_async(StartEpisode.Request(
+                task=self.task.name, instruction=instruction, seed=seed, policy=self.p['policy'])))
+            if not started.success:
+                raise RuntimeError(f'the recorder did not start: {started.message}')
+        result = self._run_policy(instruction)
+        if not self.recorder:
+            return result, None
+        stopped = wait_future(self, self.recorder[1].call_async(StopEpisode.Request(
+            success=result.success, success_known=result.success_known,
+            end_reason=result.reason)))
+        return result, stopped
+
+    def _run_policy(self, instruction: str) -> RunPolicy.Result:
         goal = RunPolicy.Goal(
-            task=self.p['instruction'] or self.task.instruction,
+            task=instruction,
             max_duration=self.p['max_duration'] or self.task.time_limit,
             stop_on_success=True, success_hold=self.p['success_hold'])
         handle = wait_future(self, self.run_client.send_goal_async(goal))
@@ -67,7 +94,7 @@ class EpisodeRunner(Node):
         successes = 0
         for i in range(episodes):
             seed = first_seed + i
-            result = self.run_episode(seed)
+            result, recorded = self.run_episode(seed)
             verdict = 'SUCCESS' if result.success else 'FAILURE'
             if not result.success_known:
                 verdict = 'UNKNOWN'
@@ -75,6 +102,10 @@ class EpisodeRunner(Node):
             print(f'episode {i + 1}/{episodes} {self.task.name} seed {seed}: {verdict} '
                   f'after {result.elapsed:.2f} s, {result.steps} steps ({result.reason})',
                   flush=True)
+            if recorded is not None:
+                state = 'complete' if recorded.complete else f'INCOMPLETE ({recorded.message})'
+                print(f'  recorded {recorded.bag_path}: {state}, {recorded.messages} messages, '
+                      f'{recorded.dropped} dropped', flush=True)
         print(f'summary: {successes}/{episodes} episodes succeeded on {self.task.name}', flush=True)
         return 0
 

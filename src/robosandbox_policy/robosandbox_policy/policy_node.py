@@ -27,6 +27,7 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.time import Time
 from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
@@ -287,7 +288,7 @@ class PolicyNode(Node):
                 self.get_logger().error(f'{error}; run stopped, the arm holds')
                 self._finish(run, RunPolicy.Result.POLICY_ERROR, error)
                 return
-            self._publish(np.clip(action, self.lower, self.upper))
+            self._publish(np.clip(action, self.lower, self.upper), stamp)
             run.acted = True
             run.steps += 1
             self.act_times.append(act_time)
@@ -307,8 +308,11 @@ class PolicyNode(Node):
             return f'policy produced out-of-range targets {bad}'
         return ''
 
-    def _publish(self, action: np.ndarray) -> None:
+    def _publish(self, action: np.ndarray, stamp: float) -> None:
         msg = JointTrajectory()
+        # The stamp of the observation the target answers: past, so the backend
+        # starts at once, and recorded episodes can pair targets with frames.
+        msg.header.stamp = Time(nanoseconds=round(stamp * 1e9)).to_msg()
         msg.joint_names = list(self.policy.joint_names)
         point = JointTrajectoryPoint()
         point.positions = action.tolist()

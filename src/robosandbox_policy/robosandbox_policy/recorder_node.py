@@ -1,0 +1,195 @@
+"""Records episodes as rosbag2 (MCAP) bags: ``recorder/start``, ``recorder/stop``.
+
+Subscriptions are raw (serialized bytes go to the bag as they arrived, nothing
+is deserialized) and made as publishers appear, with the publishers'
+reliability, as ``ros2 bag record`` does. They live for the whole node, so an
+episode starts recording at once. Losses are counted from the publishers'
+sequence numbers (transport) and from the writer's bounded queue.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+import importlib
+from pathlib import Path
+import re
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from robosandbox_control.parameters import declare_parameters
+from robosandbox_msgs.srv import StartEpisode, StopEpisode
+from robosandbox_policy.episodes.bag import EpisodeInfo
+from robosandbox_policy.episodes.writer import EpisodeWriter, WriterConfig
+
+PARAMETERS = {
+    'runs_dir': ('runs', 'Directory that receives one bag directory per episode.'),
+    'topics': (['joint_states', 'joint_trajectory', 'task_status', '/clock'],
+               'Topics to record (relative names resolve in the node namespace).'),
+    'camera_namespace': ('cameras', "Also record every topic under this namespace "
+                         "(images and camera_info); '' = none."),
+    'robot_type': ('so101_follower', 'Robot type written into each episode (LeRobot robot_type).'),
+    'max_queue_mb': (512.0, 'Memory for messages waiting to be written, MB; beyond it they are dropped (and counted).'),
+    'flush_period': (1.0, 'Longest time a written message waits in memory before reaching the file, s.'),
+    'discovery_period': (0.5, 'How often to look for new publishers of the recorded topics, s.'),
+}
+
+
+def _message_class(type_name: str):
+    package, kind, name = type_name.split('/')
+    return getattr(importlib.import_module(f'{package}.{kind}'), name)
+
+
+class RecorderNode(Node):
+
+    def __init__(self, **kwargs):
+        super().__init__('recorder', **kwargs)
+        self.p = declare_parameters(self, PARAMETERS)
+        self.runs_dir = Path(self.p['runs_dir']).expanduser()
+        self.config = WriterConfig(max_queue_bytes=int(self.p['max_queue_mb'] * 2**20),
+                                   flush_period=self.p['flush_period'])
+        self.wanted = [self.resolve_topic_name(t) for t in self.p['topics']]
+        ns = self.p['camera_namespace']
+        self.camera_prefix = self.resolve_topic_name(ns).rstrip('/') + '/' if ns else ''
+        self._recorded: dict[str, str] = {}        # topic -> message type
+        self._last_sequence: dict[tuple, int] = {}      # (topic, publisher gid) -> number
+        self.writer: EpisodeWriter | None = None
+        self.create_service(StartEpisode, 'recorder/start', self._start)
+        self.create_service(StopEpisode, 'recorder/stop', self._stop)
+        self.create_timer(self.p['discovery_period'], self._discover)
+
+    # Subscriptions --------------------------------------------------------
+
+    def _topics_to_record(self) -> dict[str, str]:
+        found = dict((name, types[0]) for name, types in self.get_topic_names_and_types())
+        topics = {t: found[t] for t in self.wanted if t in found}
+        if self.camera_prefix:
+            topics.update({t: ty for t, ty in found.items() if t.startswith(self.camera_prefix)})
+        return topics
+
+    def _discover(self) -> None:
+        for topic, type_name in self._topics_to_record().items():
+            if topic in self._recorded:
+                continue
+            publishers = self.get_publishers_info_by_topic(topic)
+            if not publishers:
+                continue
+            # A reliable reader cannot match a best-effort writer: offer what
+            # every publisher can give.
+            reliable = all(p.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+                           for p in publishers)
+            qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE if reliable
+                             else ReliabilityPolicy.BEST_EFFORT)
+            try:
+                msg_class = _message_class(type_name)
+            except (ImportError, AttributeError, ValueError):
+                self.get_logger().warning(f'not recording {topic}: type {type_name} not installed')
+                self._recorded[topic] = ''
+                continue
+            self.create_subscription(msg_class, topic, self._callback_for(topic), qos, raw=True)
+            self._recorded[topic] = type_name
+            if self.writer is not None:
+                self.writer.add_topic(topic, type_name)
+
+    def _callback_for(self, topic: str):
+        def callback(data: bytes, info) -> None:
+            seq = info.get('publication_sequence_number')
+            lost = 0
+            if seq is not None:
+                key = (topic, bytes(info['publisher_gid']['data']))
+                last = self._last_sequence.get(key)
+                self._last_sequence[key] = seq
+                if last is not None and seq > last + 1:
+                    lost = seq - last - 1
+            writer = self.writer
+            if writer is not None:
+                if lost:
+                    writer.count_lost(topic, lost)
+                writer.put(topic, self.get_clock().now().nanoseconds, data)
+        return callback
+
+    # Episodes -------------------------------------------------------------
+
+    def _start(self, request: StartEpisode.Request, response: StartEpisode.Response):
+        if self.writer is not None:
+            response.message = f'already recording {self.writer.bag}; stop it first'
+            return response
+        name = request.name or '_'.join(filter(None, (
+            datetime.now().strftime('%Y%m%d-%H%M%S-%f')[:-3],
+            re.sub(r'[^A-Za-z0-9_.-]+', '-', request.task),
+            f'seed{request.seed}' if request.seed >= 0 else '')))
+        bag = self.runs_dir / name
+        if bag.exists() or '/' in name:
+            response.message = f'{bag} exists or is not a plain name'
+            return response
+        self._discover()
+        info = EpisodeInfo(task=request.task, instruction=request.instruction, seed=request.seed,
+                           policy=request.policy, robot_type=self.p['robot_type'],
+                           start_stamp=self.get_clock().now().nanoseconds * 1e-9)
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            writer = EpisodeWriter(bag, info, self.config)
+        except OSError as e:
+            response.message = f'cannot create {bag}: {e}'
+            return response
+        for topic, type_name in self._recorded.items():
+            if type_name:
+                writer.add_topic(topic, type_name)
+        self.writer = writer
+        missing = [t for t in self.wanted if t not in self._recorded]
+        response.success, response.bag_path = True, str(bag)
+        response.message = f'recording {len(writer.topics)} topics' + (
+            f'; no publisher yet on {", ".join(missing)}' if missing else '')
+        self.get_logger().info(f'{bag}: {response.message}')
+        return response
+
+    def _stop(self, request: StopEpisode.Request, response: StopEpisode.Response):
+        if self.writer is None:
+            response.message = 'no episode is being recorded'
+            return response
+        success = ('true' if request.success else 'false') if request.success_known else 'unknown'
+        summary = self.finish(success, request.end_reason or 'stopped')
+        response.stopped = True
+        response.bag_path = str(summary.bag)
+        response.complete = summary.complete
+        response.messages = summary.messages
+        response.dropped = summary.dropped
+        response.duration = summary.duration
+        response.message = summary.error or 'closed'
+        return response
+
+    def finish(self, success: str, end_reason: str, finished: bool = True):
+        writer, self.writer = self.writer, None
+        stop = self.get_clock().now().nanoseconds * 1e-9
+        summary = writer.close(success, end_reason, stop, finished=finished)
+        log = self.get_logger().info if summary.complete else self.get_logger().error
+        log(f'{summary.bag}: {"complete" if summary.complete else "INCOMPLETE"}, '
+            f'{summary.messages} messages, {summary.bytes / 2**20:.1f} MB, '
+            f'{summary.dropped} dropped' + (f' ({summary.error})' if summary.error else ''))
+        return summary
+
+    def destroy_node(self) -> None:
+        if self.writer is not None:      # interrupted mid-episode
+            self.finish('unknown', 'the recorder was shut down mid-episode', finished=False)
+        super().destroy_node()
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    node = RecorderNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
