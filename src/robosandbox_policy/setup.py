@@ -24,6 +24,8 @@ setup(
         ],
         'robosandbox.commands': [
             'migrate-checkpoint = robosandbox_policy.migrate:add_command',
+            'export-lerobot = robosandbox_policy.episodes.export:add_command',
+            'inspect = robosandbox_policy.episodes.inspect:add_command',
         ],
     },
 )

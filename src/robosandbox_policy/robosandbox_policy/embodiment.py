@@ -62,6 +62,13 @@ def joint_units(convention: str, joint_names, gripper_joint: str,
     raise EmbodimentError(f'unknown unit convention {convention!r}; use one of {UNIT_CONVENTIONS}')
 
 
+def gripper_range(kinematics) -> tuple[str, tuple[float, float]]:
+    """The gripper joint of ``kinematics.robot`` and its position range, rad."""
+    robot = kinematics.robot
+    g = robot.joints.index(robot.gripper_joint)
+    return robot.gripper_joint, (float(kinematics.joint_lower[g]), float(kinematics.joint_upper[g]))
+
+
 def guess_convention(state_stats: dict | None) -> str:
     """``lerobot_so101`` when normalisation stats show joint values beyond pi, else ``ros``.
 

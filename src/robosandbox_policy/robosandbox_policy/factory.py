@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from robosandbox_policy.embodiment import gripper_range
 from robosandbox_policy.expert import PickPlaceExpert
 from robosandbox_policy.lerobot_policy import CheckpointPolicy
 from robosandbox_policy.policy import HoldPolicy, Policy
@@ -39,9 +40,8 @@ def make_policy(spec: str, kinematics: ArmKinematics, options: PolicyOptions = P
         return HoldPolicy(robot.joints)
     if spec.startswith(REPLAY_PREFIX):
         return ReplayPolicy(spec[len(REPLAY_PREFIX):], options.replay_lookahead)
-    g = robot.joints.index(robot.gripper_joint)
+    gripper, limits = gripper_range(kinematics)
     return CheckpointPolicy(
-        spec, options.joint_names or robot.joints, robot.gripper_joint,
-        (kinematics.joint_lower[g], kinematics.joint_upper[g]), units=options.units,
+        spec, options.joint_names or robot.joints, gripper, limits, units=options.units,
         image_topics=options.image_topics, device=options.device,
         torch_threads=options.torch_threads, rate=options.rate)

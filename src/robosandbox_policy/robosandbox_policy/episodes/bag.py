@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from importlib.metadata import PackageNotFoundError, version
 import json
 from pathlib import Path
+import struct
 
 from rosbags.rosbag2 import Reader, ReaderError
 from rosbags.typesys import get_types_from_msg, get_typestore, Stores
@@ -162,10 +163,10 @@ def _interface_text(package: str, kind: str, name: str) -> str | None:
     return path.read_text() if path.exists() else None
 
 
-def open_reader(bag: Path) -> Reader:
-    """An open rosbags reader of a complete bag, or an error naming the bag."""
+def open_reader(bag: Path, require_complete: bool = True) -> Reader:
+    """An open rosbags reader of the bag, or an error naming the bag."""
     info = read_info(bag)
-    if not info.complete:
+    if require_complete and not info.complete:
         raise EpisodeBagError(f'{bag}: episode is incomplete ({info.end_reason})')
     reader = Reader(bag)
     try:
@@ -176,3 +177,19 @@ def open_reader(bag: Path) -> Reader:
         reader.close()
         raise EpisodeBagError(f'{bag}: empty bag (no messages)')
     return reader
+
+
+def recoverable_messages(bag: Path) -> int:
+    """Messages a streaming MCAP reader gets out of a bag whose writer died
+    (no index, no footer): everything in the chunks that reached the disk."""
+    from mcap.exceptions import McapError
+    from mcap.records import Message
+    from mcap.stream_reader import StreamReader
+    count = 0
+    try:
+        with open(Path(bag) / f'{Path(bag).name}.mcap', 'rb') as f:
+            for record in StreamReader(f):
+                count += isinstance(record, Message)
+    except (McapError, EOFError, struct.error, OSError, ValueError):
+        pass          # the torn end of the file
+    return count
