@@ -125,6 +125,10 @@ class RecorderNode(Node):
             response.message = f'{bag} exists or is not a plain name'
             return response
         self._discover()
+        # Count gaps between this episode's own messages only: the backlog of
+        # messages that queued up while the last episode was being closed is
+        # not this episode's loss.
+        self._last_sequence.clear()
         info = EpisodeInfo(task=request.task, instruction=request.instruction, seed=request.seed,
                            policy=request.policy, robot_type=self.p['robot_type'],
                            start_stamp=self.get_clock().now().nanoseconds * 1e-9)

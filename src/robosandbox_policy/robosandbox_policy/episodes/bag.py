@@ -154,6 +154,18 @@ def typestore():
     return _TYPESTORE
 
 
+def decode(data: bytes, msgtype: str):
+    """A message from its CDR bytes, as rosbags reads it, but ignoring bytes
+    after the message as rclpy's own deserializer does: rclpy may round a
+    serialized message up by 8 bytes, more than rosbags' size check allows."""
+    store = typestore()
+    if len(data) < 4 or data[0] != 0 or data[1] not in (0, 1):
+        raise ValueError(f'not a CDR encoded {msgtype}')
+    msgdef = store.get_msgdef(msgtype)
+    read = msgdef.deserialize_cdr_le if data[1] else msgdef.deserialize_cdr_be
+    return read(data[4:], 0, msgdef.cls, store)[0]
+
+
 def _interface_text(package: str, kind: str, name: str) -> str | None:
     from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
     try:
@@ -188,7 +200,7 @@ def recoverable_messages(bag: Path) -> int:
     count = 0
     try:
         with open(Path(bag) / f'{Path(bag).name}.mcap', 'rb') as f:
-            for record in StreamReader(f):
+            for record in StreamReader(f).records:
                 count += isinstance(record, Message)
     except (McapError, EOFError, struct.error, OSError, ValueError):
         pass          # the torn end of the file

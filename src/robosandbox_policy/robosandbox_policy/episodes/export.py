@@ -23,7 +23,7 @@ import numpy as np
 
 from robosandbox_policy.embodiment import (
     gripper_range, joint_units, JointUnits, lerobot_feature_names, ROS, UNIT_CONVENTIONS)
-from robosandbox_policy.episodes.bag import EpisodeBagError, find_bags, open_reader, read_info, typestore
+from robosandbox_policy.episodes.bag import decode, EpisodeBagError, find_bags, open_reader, read_info
 from robosandbox_policy.episodes.frames import AlignmentError, frame_times, select
 from robosandbox_policy.episodes.scan import (
     EpisodeScan, IMAGE, JOINT_STATE, JOINT_TRAJECTORY, scan_episode)
@@ -141,7 +141,6 @@ def dataset_features(plan: EpisodePlan, units: JointUnits) -> dict:
 
 
 def _decoders(plan: EpisodePlan, units: JointUnits, options: ExportOptions) -> dict[str, Callable]:
-    store = typestore()
     joints = plan.joint_names
     name = plan.scan.name
 
@@ -154,11 +153,11 @@ def _decoders(plan: EpisodePlan, units: JointUnits, options: ExportOptions) -> d
         return units.to_policy(q).astype(np.float32)
 
     def state(data):
-        msg = store.deserialize_cdr(data, JOINT_STATE)
+        msg = decode(data, JOINT_STATE)
         return positions(msg.name, msg.position, 'joint state')
 
     def action(data):
-        msg = store.deserialize_cdr(data, JOINT_TRAJECTORY)
+        msg = decode(data, JOINT_TRAJECTORY)
         if not msg.points:
             raise ExportError(f'episode {name}: a commanded trajectory has no points')
         return positions(msg.joint_names, msg.points[0].positions, 'commanded trajectory')
@@ -167,7 +166,7 @@ def _decoders(plan: EpisodePlan, units: JointUnits, options: ExportOptions) -> d
         h, w, _ = plan.image_shapes[cam]
 
         def image(data):
-            msg = store.deserialize_cdr(data, IMAGE)
+            msg = decode(data, IMAGE)
             if (msg.height, msg.width) != (h, w) or msg.encoding not in ('rgb8', 'bgr8'):
                 raise ExportError(f'episode {name}: {plan.cameras[cam]} changed to '
                                   f'{msg.width}x{msg.height} {msg.encoding} mid-episode')

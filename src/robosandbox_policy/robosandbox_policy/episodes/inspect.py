@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 from robosandbox_policy.episodes.bag import (
-    EpisodeBagError, find_bags, open_reader, read_info, recoverable_messages, typestore)
+    decode, EpisodeBagError, find_bags, open_reader, read_info, recoverable_messages)
 from robosandbox_policy.episodes.scan import JOINT_STATE, JOINT_TRAJECTORY, scan_episode
 
 
@@ -66,13 +66,12 @@ def describe_dataset(root: Path) -> str:
 
 
 def _bag_trajectories(bag: Path):
-    store = typestore()
     state_t, state, cmd_t, cmd = [], [], [], []
     names = None
     with closing(open_reader(bag, require_complete=False)) as reader:
         conns = [c for c in reader.connections if c.msgtype in (JOINT_STATE, JOINT_TRAJECTORY)]
         for conn, log_ns, data in reader.messages(connections=conns):
-            msg = store.deserialize_cdr(data, conn.msgtype)
+            msg = decode(data, conn.msgtype)
             stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9 or log_ns * 1e-9
             if conn.msgtype == JOINT_STATE:
                 names = names or list(msg.name)

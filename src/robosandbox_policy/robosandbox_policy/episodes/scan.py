@@ -16,7 +16,8 @@ import struct
 
 import numpy as np
 
-from robosandbox_policy.episodes.bag import EpisodeBagError, EpisodeInfo, open_reader, read_info, typestore
+from robosandbox_policy.episodes.bag import (
+    decode, EpisodeBagError, EpisodeInfo, open_reader, read_info, typestore)
 
 _STAMPED_FIRST_FIELDS = ('std_msgs/msg/Header', 'builtin_interfaces/msg/Time')
 IMAGE = 'sensor_msgs/msg/Image'
@@ -87,7 +88,6 @@ def scan_episode(bag: Path, require_complete: bool = True) -> EpisodeScan:
     """Scan an episode bag; errors name the bag."""
     bag = Path(bag)
     scan = EpisodeScan(bag, read_info(bag))
-    store = typestore()
     with closing(open_reader(bag, require_complete)) as reader:
         readers, stamps, logs, first = {}, {}, {}, {}
         for c in reader.connections:
@@ -100,7 +100,7 @@ def scan_episode(bag: Path, require_complete: bool = True) -> EpisodeScan:
                 logs[topic].append(log_ns * 1e-9)
                 stamps[topic].append(stamp if stamp is not None else log_ns * 1e-9)
                 if topic not in first and conn.msgtype in _DECODE_FIRST:
-                    first[topic] = store.deserialize_cdr(data, conn.msgtype)
+                    first[topic] = decode(data, conn.msgtype)
         except Exception as e:      # rosbags raises a variety on damaged chunks
             raise EpisodeBagError(f'{bag}: corrupt or truncated bag ({type(e).__name__}: {e})') \
                 from None
