@@ -17,6 +17,7 @@ import re
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from robosandbox_control.parameters import declare_parameters
@@ -88,7 +89,11 @@ class RecorderNode(Node):
                 self.get_logger().warning(f'not recording {topic}: type {type_name} not installed')
                 self._recorded[topic] = ''
                 continue
-            self.create_subscription(msg_class, topic, self._callback_for(topic), qos, raw=True)
+            # No QoS event handlers: each is one more entity the Python executor
+            # walks for every message, and the recorder has no use for them.
+            self.create_subscription(msg_class, topic, self._callback_for(topic), qos, raw=True,
+                                     event_callbacks=SubscriptionEventCallbacks(
+                                         use_default_callbacks=False))
             self._recorded[topic] = type_name
             if self.writer is not None:
                 self.writer.add_topic(topic, type_name)

@@ -23,13 +23,14 @@ from geometry_msgs.msg import Pose
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data, QoSDurabilityPolicy, QoSProfile
+
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import SetBool
 
 from robosandbox_control.arm_interface import ArmCommandInterface, joint_state_msg
 from robosandbox_control.parameters import declare_parameters
+from robosandbox_control.qos import CAMERA_INFO_QOS, IMAGE_QOS
 from robosandbox_control.trajectory import JointLimits, TrajectoryFollower
 from robosandbox_msgs.msg import TaskStatus
 from robosandbox_msgs.srv import ResetSim, StepSim
@@ -103,7 +104,9 @@ class SimNode(Node):
         self.clock_pub = self.create_publisher(Clock, '/clock', 100)
         self._clock_msg = Clock()
         self._clock_listeners = True
-        self.joint_pub = self.create_publisher(JointState, 'joint_states', 10)
+        # 1 s of history: a reliable reader (the recorder) that falls behind
+        # for a moment gets the samples resent instead of losing them.
+        self.joint_pub = self.create_publisher(JointState, 'joint_states', 100)
         self.status_pub = self.create_publisher(TaskStatus, 'task_status', 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         cameras = self.sim.camera_names if 'all' in p['cameras'] else p['cameras']
@@ -111,10 +114,9 @@ class SimNode(Node):
         if unknown:
             raise ValueError(f'unknown camera(s) {sorted(unknown)}; '
                              f'this robot and task have {list(self.sim.camera_names)}')
-        info_qos = QoSProfile(depth=1, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
         self.cameras = {
-            name: (self.create_publisher(Image, f'cameras/{name}/image_raw', qos_profile_sensor_data),
-                   self.create_publisher(CameraInfo, f'cameras/{name}/camera_info', info_qos))
+            name: (self.create_publisher(Image, f'cameras/{name}/image_raw', IMAGE_QOS),
+                   self.create_publisher(CameraInfo, f'cameras/{name}/camera_info', CAMERA_INFO_QOS))
             for name in cameras}
         self.cam_size = (int(p['camera_width']), int(p['camera_height']))
 

@@ -232,7 +232,7 @@ class ExportReport:
     episodes: list[EpisodePlan]
     skipped: list[tuple[Path, str]]
     frames: int
-    seconds: float = 0.0
+    seconds: float = 0.0        # from the first bag read to the finalized dataset
 
 
 def _select(bags: list[Path], include_all: bool) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -284,6 +284,7 @@ def export(paths, dataset_dir: Path, options: ExportOptions = ExportOptions(),
         raise ExportError(f'{dataset_dir} exists; pass --append to add episodes to it')
     if options.append and not (dataset_dir / 'meta' / 'info.json').exists():
         raise ExportError(f'--append: {dataset_dir} is not a LeRobot dataset')
+    start = time.perf_counter()
     plans, skipped = plan_export(paths, options)
     units = _units(options, plans[0].joint_names)
     features = dataset_features(plans[0], units)
@@ -293,7 +294,6 @@ def export(paths, dataset_dir: Path, options: ExportOptions = ExportOptions(),
     repo_id = options.repo_id or f'local/{dataset_dir.name}'
     dataset_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f'.{dataset_dir.name}.', dir=dataset_dir.parent))
-    start = time.perf_counter()
     try:
         dataset = _open_dataset(work / 'dataset', dataset_dir, repo_id, features, plans, options)
         from tqdm import tqdm

@@ -21,6 +21,9 @@ from robosandbox_policy.episodes.bag import (
     COMPLETE, EpisodeInfo, INCOMPLETE, software_versions, typestore, write_placeholder_metadata)
 
 
+WAKE_PERIOD = 0.05      # s between the writer thread's rounds
+
+
 @dataclass
 class WriterConfig:
     max_queue_bytes: int = 512 * 2**20   # about 2 s of two 480x640 cameras at 30 Hz
@@ -81,7 +84,10 @@ class EpisodeWriter:
                 return
             self._queue.append((topic, log_time_ns, data))
             self._queued_bytes += len(data)
-            self._cond.notify()
+            # The writer wakes on its own every WAKE_PERIOD; waking it per
+            # message would cost a thread switch per message.
+            if self._queued_bytes > self.config.max_queue_bytes // 4:
+                self._cond.notify()
 
     def count_lost(self, topic: str, n: int) -> None:
         """Messages lost before they reached us (publisher sequence gaps)."""
@@ -93,8 +99,8 @@ class EpisodeWriter:
         done = False
         while not done:
             with self._cond:
-                if not self._queue and not self._closing:
-                    self._cond.wait(timeout=self.config.flush_period)
+                if not self._closing:
+                    self._cond.wait(timeout=WAKE_PERIOD)
                 batch = list(self._queue)
                 self._queue.clear()
                 self._queued_bytes = 0
