@@ -65,20 +65,23 @@ base = np.linspace(0, 255, w, dtype=np.float32)[None, :, None].repeat(h, 0).repe
 frames = [((base + 8 * i) %% 256).astype(np.uint8).tobytes() for i in range(32)]
 images = [Image(height=h, width=w, encoding='rgb8', step=w * 3, data=f) for f in frames]
 t0, k = time.monotonic(), 0
-while rclpy.ok():
-    t = k / 300.0                      # 300 Hz base tick: joint states every 3rd, images every 10th
-    time.sleep(max(0.0, t0 + t - time.monotonic()))
-    stamp = rclpy.time.Time(nanoseconds=int(t * 1e9)).to_msg()
-    q = (0.3 * np.sin(0.5 * t + np.arange(6))).tolist()
-    if k %% 3 == 0:
-        m = JointState(name=names, position=q); m.header.stamp = stamp; js.publish(m)
-    if k %% 10 == 0:
-        for pub, info_pub in cams:
-            img = images[(k // 10) %% len(images)]; img.header.stamp = stamp; pub.publish(img)
-            info = CameraInfo(height=h, width=w); info.header.stamp = stamp; info_pub.publish(info)
-        c = JointTrajectory(joint_names=names, points=[JointTrajectoryPoint(positions=q)])
-        c.header.stamp = stamp; cmd.publish(c)
-    k += 1
+try:
+    while rclpy.ok():
+        t = k / 300.0                      # 300 Hz base tick: joint states every 3rd, images every 10th
+        time.sleep(max(0.0, t0 + t - time.monotonic()))
+        stamp = rclpy.time.Time(nanoseconds=int(t * 1e9)).to_msg()
+        q = (0.3 * np.sin(0.5 * t + np.arange(6))).tolist()
+        if k %% 3 == 0:
+            m = JointState(name=names, position=q); m.header.stamp = stamp; js.publish(m)
+        if k %% 10 == 0:
+            for pub, info_pub in cams:
+                img = images[(k // 10) %% len(images)]; img.header.stamp = stamp; pub.publish(img)
+                info = CameraInfo(height=h, width=w); info.header.stamp = stamp; info_pub.publish(info)
+            c = JointTrajectory(joint_names=names, points=[JointTrajectoryPoint(positions=q)])
+            c.header.stamp = stamp; cmd.publish(c)
+        k += 1
+except Exception:
+    pass    # terminated: the context is gone mid-publish
 """
 
 
