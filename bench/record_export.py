@@ -39,6 +39,7 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
 from robosandbox_bringup.processes import NodeProcess  # noqa: E402
+from robosandbox_control.arm_interface import to_seconds  # noqa: E402
 from robosandbox_control.spinning import spin_for, spin_until, wait_future  # noqa: E402
 from robosandbox_msgs.srv import StartEpisode, StopEpisode  # noqa: E402
 from robosandbox_policy.episodes.bag import read_info  # noqa: E402
@@ -111,7 +112,7 @@ def record(runs: Path, durations: list[float], source: str) -> list[Path]:
             if not states or commands is None:
                 return
             stamp = states[-1].header.stamp
-            t = stamp.sec + stamp.nanosec * 1e-9
+            t = to_seconds(stamp)
             msg = JointTrajectory(joint_names=list(states[-1].name))
             msg.header.stamp = stamp
             msg.points = [JointTrajectoryPoint(

@@ -34,8 +34,9 @@ from robosandbox_msgs.action import FollowJointTrajectory
 FEEDBACK_PERIOD = 0.05  # s, wall time
 
 
-def duration_to_sec(d) -> float:
-    return d.sec + d.nanosec * 1e-9
+def to_seconds(t) -> float:
+    """Seconds of a ``builtin_interfaces`` Time or Duration (or anything with sec, nanosec)."""
+    return t.sec + t.nanosec * 1e-9
 
 
 def _doubles(values) -> array:
@@ -60,7 +61,7 @@ def plan_from_msg(limits: JointLimits, traj: JointTrajectory) -> TrajectoryPlan:
     return plan_trajectory(
         limits,
         list(traj.joint_names),
-        [duration_to_sec(p.time_from_start) for p in points],
+        [to_seconds(p.time_from_start) for p in points],
         [list(p.positions) for p in points],
         [list(p.velocities) for p in points] if have_vel else None,
     )
@@ -109,8 +110,7 @@ class ArmCommandInterface:
 
     def _start_time(self, traj: JointTrajectory) -> float:
         # A stamp in the future delays the start; zero or past stamps start now.
-        stamp = traj.header.stamp.sec + traj.header.stamp.nanosec * 1e-9
-        return max(stamp, self._now())
+        return max(to_seconds(traj.header.stamp), self._now())
 
     def _refuse(self, why: str) -> None:
         self.refused += 1
@@ -147,7 +147,7 @@ class ArmCommandInterface:
                     else Result.INVALID_GOAL)
             return Result(error_code=code, error_string=str(e))
 
-        time_tolerance = duration_to_sec(goal.goal_time_tolerance) or self._goal_time_tolerance
+        time_tolerance = to_seconds(goal.goal_time_tolerance) or self._goal_time_tolerance
         with self._lock:
             plan_id = self._follower.start(plan, self._start_time(goal.trajectory))
             end_time = self._follower.end_time()

@@ -1,10 +1,12 @@
-"""Spinning a node until something happens: for clients, examples and tests."""
+"""Spinning nodes: a node's whole life (``spin_node``), or until something
+happens (clients, examples and tests)."""
 
 from __future__ import annotations
 
 import time
 
 import rclpy
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 
@@ -26,3 +28,18 @@ def wait_future(node: Node, future, timeout: float = 20.0):
     if not spin_until(node, future.done, timeout):
         raise TimeoutError(f'no answer within {timeout} s')
     return future.result()
+
+
+def spin_node(node: Node, executor: Executor | None = None) -> int:
+    """Spin ``node`` until Ctrl-C or shutdown, then destroy it and shut rclpy
+    down: the body of a node's ``main``. Returns 0, the exit status."""
+    executor = executor or SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

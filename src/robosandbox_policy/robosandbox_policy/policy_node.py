@@ -24,14 +24,16 @@ import numpy as np
 import rclpy
 from rclpy.task import Future
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
 from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from robosandbox_control.arm_interface import to_seconds
 from robosandbox_control.parameters import declare_parameters
+from robosandbox_control.spinning import spin_node
 from robosandbox_msgs.action import RunPolicy
 from robosandbox_msgs.msg import TaskStatus
 from robosandbox_policy.checkpoint import CheckpointError
@@ -81,10 +83,6 @@ class _Run:
     success_known: bool = False
     success_since: float | None = None
     elapsed: float = 0.0
-
-
-def _seconds(stamp) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
 
 
 def image_array(msg: Image) -> np.ndarray:
@@ -164,13 +162,13 @@ class PolicyNode(Node):
             self._joint_index_names = names
         self._joint_state = msg
         if self._trigger_topic is None:
-            self._tick(_seconds(msg.header.stamp), arrived)
+            self._tick(to_seconds(msg.header.stamp), arrived)
 
     def _on_image(self, topic: str, msg: Image) -> None:
         arrived = time.perf_counter()
         self._images[topic] = msg
         if topic == self._trigger_topic:
-            self._tick(_seconds(msg.header.stamp), arrived)
+            self._tick(to_seconds(msg.header.stamp), arrived)
 
     def _on_status(self, msg: TaskStatus) -> None:
         self._status = msg
@@ -193,7 +191,7 @@ class PolicyNode(Node):
         goal = goal_handle.request
         # Inputs stamped before the goal belong to the previous run (or episode):
         # the sim's clock runs on across resets, so newer stamps mean newer state.
-        latest = [_seconds(m.header.stamp) for m in (self._joint_state, self._status) if m]
+        latest = [to_seconds(m.header.stamp) for m in (self._joint_state, self._status) if m]
         first_stamp = max(latest) + 1e-9 if latest else 0.0
         run = _Run(goal_handle=goal_handle, task=goal.task or self.default_task,
                    done=Future(), first_stamp=first_stamp)
@@ -227,7 +225,7 @@ class PolicyNode(Node):
 
     def _observation(self, run: _Run, stamp: float) -> Observation | None:
         state = self._joint_state
-        if state is None or _seconds(state.header.stamp) < run.first_stamp:
+        if state is None or to_seconds(state.header.stamp) < run.first_stamp:
             return None
         positions = np.array(state.position)[self._joint_index]
         images = {}
@@ -238,7 +236,7 @@ class PolicyNode(Node):
             images[key] = image_array(msg)
         poses = {}
         status = self._status
-        if status is not None and _seconds(status.header.stamp) >= run.first_stamp:
+        if status is not None and to_seconds(status.header.stamp) >= run.first_stamp:
             for name, pose in zip(status.object_names, status.object_poses):
                 poses[name] = (np.array([pose.position.x, pose.position.y, pose.position.z]),
                                np.array([pose.orientation.w, pose.orientation.x,
@@ -323,7 +321,7 @@ class PolicyNode(Node):
 
     def _update_success(self, run: _Run, stamp: float) -> None:
         status = self._status
-        if status is None or _seconds(status.header.stamp) < run.first_stamp:
+        if status is None or to_seconds(status.header.stamp) < run.first_stamp:
             return
         run.success_known = True
         run.success = bool(status.success)
@@ -388,16 +386,7 @@ def main(args=None) -> int:
         return 1
     # One thread: callbacks are short (inference runs in the policy's own worker)
     # and rclpy's multi-threaded executor costs more CPU than it saves.
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(node, SingleThreadedExecutor())
 
 
 if __name__ == '__main__':

@@ -15,12 +15,12 @@ from pathlib import Path
 import re
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from robosandbox_control.parameters import declare_parameters
+from robosandbox_control.spinning import spin_node
 from robosandbox_msgs.srv import StartEpisode, StopEpisode
 from robosandbox_policy.episodes.bag import EpisodeInfo
 from robosandbox_policy.episodes.writer import EpisodeWriter, WriterConfig
@@ -187,17 +187,7 @@ class RecorderNode(Node):
 
 def main(args=None) -> int:
     rclpy.init(args=args)
-    node = RecorderNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(RecorderNode())
 
 
 if __name__ == '__main__':

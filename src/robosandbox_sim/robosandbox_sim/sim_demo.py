@@ -19,6 +19,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from robosandbox_control.arm_interface import to_seconds
 from robosandbox_control.spinning import spin_for, spin_until, wait_future
 from robosandbox_msgs.action import FollowJointTrajectory
 from robosandbox_msgs.msg import TaskStatus
@@ -53,7 +54,7 @@ class SimDemo(Node):
 
     def _on_clock(self, msg):
         self.counts['clock'] += 1
-        self.sim_time = msg.clock.sec + msg.clock.nanosec * 1e-9
+        self.sim_time = to_seconds(msg.clock)
 
     def _on_status(self, msg):
         self.counts['task_status'] += 1

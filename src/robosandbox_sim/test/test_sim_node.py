@@ -16,6 +16,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile
 
 from robosandbox_bringup.processes import NodeProcess
+from robosandbox_control.arm_interface import to_seconds
 from robosandbox_control.spinning import spin_for, spin_until, wait_future
 from robosandbox_msgs.action import FollowJointTrajectory
 from robosandbox_msgs.msg import TaskStatus
@@ -75,16 +76,12 @@ def run_goal(node, names, points, tolerance=()):
     return wait_future(node, handle.get_result_async(), 30.0).result
 
 
-def sim_seconds(stamp):
-    return stamp.sec + stamp.nanosec * 1e-9
-
-
 def test_joint_states_names_units_and_rate(client):
     client.msgs['joints'].clear()
     spin_for(client, 1.5)
     msgs = list(client.msgs['joints'])
     assert msgs[-1].name == JOINTS
-    stamps = np.array([sim_seconds(m.header.stamp) for m in msgs])
+    stamps = np.array([to_seconds(m.header.stamp) for m in msgs])
     # 100 Hz of sim time, every message, no gaps.
     np.testing.assert_allclose(np.diff(stamps), 0.01, atol=1e-6)
     assert len(msgs) >= 100
@@ -96,7 +93,7 @@ def test_joint_states_names_units_and_rate(client):
 def test_clock_runs_at_real_time_every_step(client):
     client.msgs['clock'].clear()
     spin_for(client, 1.0)
-    times = np.array([sim_seconds(c.clock) for c in client.msgs['clock']])
+    times = np.array([to_seconds(c.clock) for c in client.msgs['clock']])
     assert np.all(np.diff(times) > 0)
     assert np.median(np.diff(times)) == pytest.approx(0.002, abs=1e-6)
     assert 0.8 <= times[-1] - times[0] <= 1.2
@@ -206,7 +203,7 @@ def test_pause_and_step(client):
     before = wait_future(client, client.step.call_async(StepSim.Request(steps=0))).sim_time
     stepped = wait_future(client, client.step.call_async(StepSim.Request(steps=50)))
     assert stepped.success
-    assert sim_seconds(stepped.sim_time) - sim_seconds(before) == pytest.approx(0.1, abs=1e-6)
+    assert to_seconds(stepped.sim_time) - to_seconds(before) == pytest.approx(0.1, abs=1e-6)
     assert wait_future(client, client.pause.call_async(SetBool.Request(data=False))).success
     refused = wait_future(client, client.step.call_async(StepSim.Request(steps=5)))
     assert not refused.success and 'only allowed while paused' in refused.message
