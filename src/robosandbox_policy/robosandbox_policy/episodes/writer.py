@@ -106,32 +106,26 @@ class EpisodeWriter:
                 self._queued_bytes = 0
                 done = self._closing
             with self._io:
+                handed = 0
                 try:
-                    self._write(batch)
+                    for topic, stamp, data in batch:
+                        # Counted as it goes to rosbags: if the chunk then fails to
+                        # reach the disk, _fail takes the chunk's messages back.
+                        handed += 1
+                        self.written += 1
+                        self.written_bytes += len(data)
+                        self._writer.write(self._connections[topic], stamp, data)
                     if done or time.monotonic() - last_flush >= self.config.flush_period:
                         self._flush()
                         last_flush = time.monotonic()
                 except OSError as e:     # disk full, I/O error: the bag stays incomplete
-                    self._fail(f'write failed: {e.strerror or e}')
+                    self._fail(f'write failed: {e.strerror or e}', batch[handed:])
                     return
 
-    def _write(self, batch) -> None:
-        for i, (topic, stamp, data) in enumerate(batch):
-            try:
-                self._writer.write(self._connections[topic], stamp, data)
-            except OSError:
-                # rosbags had added the message to its chunk before the chunk
-                # failed to reach the disk: _fail counts it with that chunk.
-                self.written += 1
-                self._queue.extendleft(reversed(batch[i + 1:]))
-                raise
-            self.written += 1
-            self.written_bytes += len(data)
-
-    def _fail(self, error: str) -> None:
+    def _fail(self, error: str, unwritten) -> None:
         with self._cond:
             self.error = error
-            for topic, _, _ in self._queue:
+            for topic, _, _ in [*unwritten, *self._queue]:
                 self.dropped[topic] += 1
             self._queue.clear()
             # The MCAP chunk that did not reach the disk is lost as well.
