@@ -17,7 +17,8 @@ import numpy as np
 
 from robosandbox_policy.episodes.bag import (
     decode, EpisodeBagError, find_bags, open_reader, read_info, recoverable_messages)
-from robosandbox_policy.episodes.scan import JOINT_STATE, JOINT_TRAJECTORY, scan_episode
+from robosandbox_policy.episodes.scan import (
+    JOINT_STATE, JOINT_TRAJECTORY, message_time, scan_episode, stamp_reader)
 
 
 def is_dataset(path: Path) -> bool:
@@ -70,9 +71,10 @@ def _bag_trajectories(bag: Path):
     names = None
     with closing(open_reader(bag, require_complete=False)) as reader:
         conns = [c for c in reader.connections if c.msgtype in (JOINT_STATE, JOINT_TRAJECTORY)]
+        read_stamp = {c.id: stamp_reader(c.msgtype) for c in conns}
         for conn, log_ns, data in reader.messages(connections=conns):
             msg = decode(data, conn.msgtype)
-            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9 or log_ns * 1e-9
+            stamp = message_time(read_stamp[conn.id], data, log_ns)
             if conn.msgtype == JOINT_STATE:
                 names = names or list(msg.name)
                 state_t.append(stamp)

@@ -68,8 +68,9 @@ class EpisodeScan:
         return [t for t in self.topics.values() if t.msgtype == msgtype]
 
 
-def _stamp_reader(msgtype: str):
-    """A function CDR bytes -> stamp in s (or None), for types stamped first."""
+def stamp_reader(msgtype: str):
+    """A function CDR bytes -> stamp in s (None when zero), for types stamped
+    first; None for other types."""
     fields = typestore().fielddefs.get(msgtype)
     if not fields or fields[1][0][1][1] not in _STAMPED_FIRST_FIELDS:
         return None
@@ -79,6 +80,12 @@ def _stamp_reader(msgtype: str):
         sec, nanosec = struct.unpack_from(endian + 'iI', data, 4)
         return sec + nanosec * 1e-9 if (sec or nanosec) else None
     return stamp
+
+
+def message_time(read_stamp, data: bytes, log_ns: int) -> float:
+    """A message's time, s: its stamp, or its log time when it has none."""
+    stamp = read_stamp(data) if read_stamp else None
+    return stamp if stamp is not None else log_ns * 1e-9
 
 
 _DECODE_FIRST = (IMAGE, JOINT_STATE, JOINT_TRAJECTORY, 'sensor_msgs/msg/CameraInfo')
@@ -91,14 +98,13 @@ def scan_episode(bag: Path, require_complete: bool = True) -> EpisodeScan:
     with closing(open_reader(bag, require_complete)) as reader:
         readers, stamps, logs, first = {}, {}, {}, {}
         for c in reader.connections:
-            readers[c.topic] = _stamp_reader(c.msgtype)
+            readers[c.topic] = stamp_reader(c.msgtype)
             stamps[c.topic], logs[c.topic] = [], []
         try:
             for conn, log_ns, data in reader.messages():
                 topic = conn.topic
-                stamp = readers[topic](data) if readers[topic] else None
                 logs[topic].append(log_ns * 1e-9)
-                stamps[topic].append(stamp if stamp is not None else log_ns * 1e-9)
+                stamps[topic].append(message_time(readers[topic], data, log_ns))
                 if topic not in first and conn.msgtype in _DECODE_FIRST:
                     first[topic] = decode(data, conn.msgtype)
         except Exception as e:      # rosbags raises a variety on damaged chunks
