@@ -176,11 +176,14 @@ def test_runs_can_be_canceled_and_only_one_runs_at_a_time(client, policy_node):
     process = policy_node('hold')
     reset(client, 2)
     assert client.run.wait_for_server(timeout_sec=60.0), process.output.text()
-    handle = wait_future(client, client.run.send_goal_async(RunPolicy.Goal(max_duration=30.0)))
+    feedback = []
+    handle = wait_future(client, client.run.send_goal_async(RunPolicy.Goal(max_duration=30.0),
+                                                            feedback_callback=feedback.append))
     assert handle.accepted
     second = wait_future(client, client.run.send_goal_async(RunPolicy.Goal(max_steps=1)))
     assert not second.accepted
-    spin_until(client, lambda: False, 1.0)
+    # Cancel once the run is acting: how soon it first acts depends on the machine's load.
+    assert spin_until(client, lambda: feedback, 20.0), process.output.text()
     wait_future(client, handle.cancel_goal_async())
     result = wait_future(client, handle.get_result_async(), timeout=10.0).result
     assert result.end_reason == Result.CANCELED and result.steps > 0
