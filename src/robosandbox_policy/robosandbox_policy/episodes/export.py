@@ -13,9 +13,11 @@ from __future__ import annotations
 from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+import queue
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from typing import Callable, Iterator
 
@@ -226,6 +228,51 @@ def read_frames(plan: EpisodePlan, units: JointUnits, options: ExportOptions) ->
     raise ExportError(f'episode {plan.scan.name}: the bag ended after {k} of {n} frames')
 
 
+def prefetched(frames: Iterator[dict], depth: int = 8) -> Iterator[dict]:
+    """``frames``, produced by a reader thread up to ``depth`` ahead.
+
+    Reading and decoding the bag then overlaps LeRobot's per-frame work
+    (statistics, handing frames to the encoder), which releases the GIL for
+    most of its time. Errors of the reader are raised here, in order.
+    """
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def produce():
+        try:
+            for frame in frames:
+                while not stop.is_set():
+                    with suppress(queue.Full):
+                        ready.put((frame, None), timeout=0.1)
+                        break
+                if stop.is_set():
+                    return
+            item = (end, None)
+        except BaseException as e:        # handed to the consumer, raised there
+            item = (end, e)
+        while not stop.is_set():
+            with suppress(queue.Full):
+                ready.put(item, timeout=0.1)
+                return
+
+    reader = threading.Thread(target=produce, name='bag-reader', daemon=True)
+    reader.start()
+    try:
+        while True:
+            frame, error = ready.get()
+            if error is not None:
+                raise error
+            if frame is end:
+                return
+            yield frame
+    finally:
+        stop.set()
+        reader.join()
+        with suppress(Exception):
+            frames.close()
+
+
 @dataclass
 class ExportReport:
     dataset: Path
@@ -302,7 +349,7 @@ def export(paths, dataset_dir: Path, options: ExportOptions = ExportOptions(),
         try:
             for plan in plans:
                 bar.set_description(plan.scan.name[-40:])
-                for frame in read_frames(plan, units, options):
+                for frame in prefetched(read_frames(plan, units, options)):
                     dataset.add_frame(frame)
                     bar.update()
                 dataset.save_episode()
