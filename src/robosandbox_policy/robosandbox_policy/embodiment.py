@@ -14,52 +14,14 @@ import warnings
 
 import numpy as np
 
-ROS = 'ros'
-LEROBOT_SO101 = 'lerobot_so101'
-UNIT_CONVENTIONS = (ROS, LEROBOT_SO101)
+from robosandbox_control.units import (  # noqa: F401 - the policy side's names for them
+    joint_units, JointUnits, LEROBOT_SO101, ROS, UNIT_CONVENTIONS, UnitsError)
+
 IMAGE_PREFIX = 'observation.images.'
 
 
-class EmbodimentError(ValueError):
+class EmbodimentError(UnitsError):
     """A policy's features cannot be mapped onto the robot's joints and cameras."""
-
-
-@dataclass(frozen=True)
-class JointUnits:
-    """Affine map between ROS joint positions and a policy's: ``policy = scale * ros + offset``."""
-
-    convention: str
-    scale: np.ndarray
-    offset: np.ndarray
-
-    def to_policy(self, q: np.ndarray) -> np.ndarray:
-        return self.scale * q + self.offset
-
-    def to_ros(self, a: np.ndarray) -> np.ndarray:
-        return (a - self.offset) / self.scale
-
-
-def joint_units(convention: str, joint_names, gripper_joint: str,
-                gripper_range: tuple[float, float]) -> JointUnits:
-    """Units of ``convention`` for ``joint_names``.
-
-    ``lerobot_so101``: degrees for arm joints (both conventions put zero at the
-    middle of the calibrated range) and 0-100 for the gripper across its joint
-    range, 0 at the closed end, as ``lerobot-calibrate`` records it.
-    """
-    n = len(joint_names)
-    if convention == ROS:
-        return JointUnits(ROS, np.ones(n), np.zeros(n))
-    if convention == LEROBOT_SO101:
-        scale = np.full(n, 180.0 / math.pi)
-        offset = np.zeros(n)
-        if gripper_joint in joint_names:
-            i = list(joint_names).index(gripper_joint)
-            lo, hi = gripper_range
-            scale[i] = 100.0 / (hi - lo)
-            offset[i] = -lo * scale[i]
-        return JointUnits(LEROBOT_SO101, scale, offset)
-    raise EmbodimentError(f'unknown unit convention {convention!r}; use one of {UNIT_CONVENTIONS}')
 
 
 def gripper_range(kinematics) -> tuple[str, tuple[float, float]]:

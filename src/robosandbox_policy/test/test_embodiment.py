@@ -8,7 +8,7 @@ import pytest
 
 from robosandbox_policy.embodiment import (
     EmbodimentError, fit_vector, guess_convention, joint_units, LEROBOT_SO101,
-    lerobot_feature_names, parse_image_topics, ROS)
+    lerobot_feature_names, parse_image_topics, ROS, UnitsError)
 
 JOINTS = ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper')
 GRIPPER_RANGE = (-0.17453, 1.74533)
@@ -27,7 +27,7 @@ def test_lerobot_so101_units_are_degrees_and_gripper_percent():
 def test_ros_units_are_the_identity_and_unknown_ones_refused():
     q = np.linspace(-1, 1, 6)
     np.testing.assert_array_equal(joint_units(ROS, JOINTS, 'gripper', GRIPPER_RANGE).to_policy(q), q)
-    with pytest.raises(EmbodimentError, match='unknown unit convention'):
+    with pytest.raises(UnitsError, match="unknown unit convention"):
         joint_units('furlongs', JOINTS, 'gripper', GRIPPER_RANGE)
 
 
