@@ -16,4 +16,11 @@ setup(
     maintainer_email='maintainers@robosandbox.dev',
     description='SO-101 hardware node on Feetech STS3215 servos, with the same ROS contract as the simulation.',
     license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'so101_node = robosandbox_hw.so101_node:main',
+            'so101_emulator = robosandbox_hw.emulator_node:main',
+        ],
+    },
 )

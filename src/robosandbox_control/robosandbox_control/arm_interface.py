@@ -7,6 +7,8 @@ every robosandbox arm accepts:
   new message replaces the running trajectory;
 * ``follow_joint_trajectory`` (robosandbox_msgs/action/FollowJointTrajectory):
   the same with feedback, cancel, goal tolerances and a result code;
+* ``home`` (std_srvs/Trigger): move to the robot's home pose at a safe speed
+  and answer when it is reached;
 
 and :func:`joint_state_msg` for its ``joint_states`` output. Refused commands
 are logged (topic) or returned in the action result, and the arm holds.
@@ -24,6 +26,7 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
+from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robosandbox_control.trajectory import (
@@ -72,7 +75,10 @@ class ArmCommandInterface:
 
     ``lock`` guards ``follower`` (the backend samples it from its control loop);
     ``now`` returns the backend's clock in seconds (sim time for the sim);
-    ``measured`` returns the measured joint positions in ``limits.names`` order.
+    ``measured`` returns the measured joint positions in ``limits.names`` order;
+    ``home`` is the home pose (``limits.names`` order) and ``home_velocity`` the
+    fastest any joint moves getting there, rad/s; ``refusal`` (optional)
+    returns why the backend takes no commands right now, or ''.
     """
 
     def __init__(
@@ -83,6 +89,9 @@ class ArmCommandInterface:
         lock: threading.Lock,
         now: Callable[[], float],
         measured: Callable[[], np.ndarray],
+        home: np.ndarray,
+        home_velocity: float = 0.5,
+        refusal: Callable[[], str] = lambda: '',
         default_goal_tolerance: float = 0.05,
         default_goal_time_tolerance: float = 1.0,
     ):
@@ -92,9 +101,16 @@ class ArmCommandInterface:
         self._lock = lock
         self._now = now
         self._measured = measured
+        self._home = np.asarray(home, dtype=float)
+        self._home_velocity = home_velocity
+        self._refusal = refusal
         self._goal_tolerance = default_goal_tolerance
         self._goal_time_tolerance = default_goal_time_tolerance
         self.refused = 0  # commands refused since start, for diagnostics
+        # The plan started by the latest streamed message, and when (wall clock),
+        # for a backend's watchdog: see stream_stalled.
+        self._stream_plan_id = -1
+        self._stream_wall = 0.0
         self._sub = node.create_subscription(
             JointTrajectory, 'joint_trajectory', self._on_trajectory, 10)
         self._server = ActionServer(
@@ -103,10 +119,19 @@ class ArmCommandInterface:
             goal_callback=lambda _goal: GoalResponse.ACCEPT,
             cancel_callback=lambda _goal: CancelResponse.ACCEPT,
             callback_group=ReentrantCallbackGroup())
+        self._home_srv = node.create_service(Trigger, 'home', self._on_home,
+                                             callback_group=ReentrantCallbackGroup())
 
     def destroy(self) -> None:
         self._server.destroy()
         self._node.destroy_subscription(self._sub)
+        self._node.destroy_service(self._home_srv)
+
+    def stream_stalled(self, timeout: float) -> bool:
+        """True when the running plan came from the topic and no message followed
+        it for ``timeout`` s (wall clock). Call with ``lock`` held."""
+        return (self._follower.active and self._follower.plan_id == self._stream_plan_id
+                and time.monotonic() - self._stream_wall > timeout)
 
     def _start_time(self, traj: JointTrajectory) -> float:
         # A stamp in the future delays the start; zero or past stamps start now.
@@ -117,6 +142,10 @@ class ArmCommandInterface:
         self._node.get_logger().error(f'trajectory refused, holding: {why}')
 
     def _on_trajectory(self, traj: JointTrajectory) -> None:
+        refusal = self._refusal()
+        if refusal:
+            self._refuse(refusal)
+            return
         if not traj.points:
             # control_msgs convention: an empty trajectory stops and holds.
             with self._lock:
@@ -128,12 +157,50 @@ class ArmCommandInterface:
             self._refuse(str(e))
             return
         with self._lock:
-            self._follower.start(plan, self._start_time(traj))
+            self._stream_plan_id = self._follower.start(plan, self._start_time(traj))
+            self._stream_wall = time.monotonic()
+
+    def _on_home(self, _request, response: Trigger.Response) -> Trigger.Response:
+        refusal = self._refusal()
+        if refusal:
+            self._refuse(refusal)
+            response.success, response.message = False, refusal
+            return response
+        with self._lock:
+            start = self._follower.target
+            distance = float(np.max(np.abs(self._home - start)))
+            duration = max(distance / self._home_velocity, 0.1)
+            plan = plan_trajectory(self._limits, self._limits.names, [duration], [self._home])
+            plan_id = self._follower.start(plan, self._now())
+        deadline = time.monotonic() + 3.0 * duration + 5.0      # wall clock; sim time may lag
+        while time.monotonic() < deadline:
+            time.sleep(FEEDBACK_PERIOD)
+            with self._lock:
+                if self._follower.plan_id != plan_id:
+                    response.success, response.message = False, 'preempted by a newer command'
+                    return response
+                running = self._follower.active
+            error = np.abs(self._measured() - self._home)
+            if not running and np.all(error <= self._goal_tolerance):
+                response.success = True
+                response.message = f'home reached in {duration:.1f} s of motion'
+                return response
+            if self._refusal():
+                response.success, response.message = False, self._refusal()
+                return response
+        worst = int(np.argmax(error))
+        response.success = False
+        response.message = (f'home not reached: {self._limits.names[worst]} is '
+                            f'{error[worst]:.3f} rad away')
+        return response
 
     def _execute(self, goal_handle):
         goal = goal_handle.request
         Result = FollowJointTrajectory.Result
         try:
+            refusal = self._refusal()
+            if refusal:
+                raise TrajectoryError(refusal)
             plan = plan_from_msg(self._limits, goal.trajectory)
             tolerance = np.full(len(plan.joints), self._goal_tolerance)
             if len(goal.goal_tolerance):

@@ -11,18 +11,21 @@ def declare_parameters(node: Node, parameters: dict) -> dict:
 
     Float parameters accept integers too (``-p real_time_factor:=0``), as a
     user typing on the command line would expect. An empty list default
-    declares a string array (ROS cannot infer a type from ``[]``).
+    declares a string array (ROS cannot infer a type from ``[]``); a
+    ``Parameter.Type`` default declares that type with no value (None unless set).
     """
     values = {}
     for name, (default, description) in parameters.items():
         is_float = isinstance(default, float)
         descriptor = ParameterDescriptor(description=description, dynamic_typing=is_float)
-        if default == []:
-            node.declare_parameter(name, Parameter.Type.STRING_ARRAY, descriptor)
+        if default == [] or isinstance(default, Parameter.Type):
+            kind = Parameter.Type.STRING_ARRAY if default == [] else default
+            node.declare_parameter(name, kind, descriptor)
             try:
-                values[name] = list(node.get_parameter(name).value)
+                value = node.get_parameter(name).value
+                values[name] = list(value) if default == [] else value
             except ParameterUninitializedException:
-                values[name] = []
+                values[name] = [] if default == [] else None
             continue
         node.declare_parameter(name, default, descriptor)
         value = node.get_parameter(name).value

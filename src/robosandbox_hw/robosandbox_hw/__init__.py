@@ -1,1 +1,1 @@
-"""SO-101 hardware node on Feetech STS3215 servos (issue: robosandbox_hw). Not implemented yet."""
+"""SO-101 hardware node on Feetech STS3215 servos, and an emulated servo bus to try it without an arm."""

@@ -52,6 +52,7 @@ PARAMETERS = {
     'camera_height': (240, 'Camera image height, pixels.'),
     'camera_rate': (30.0, 'Camera publish rate, Hz of sim time.'),
     'visual_detail': (0.003, 'Visual mesh simplification cell size, m; 0 keeps the full meshes.'),
+    'home_velocity': (0.5, 'Fastest joint speed on the way to the home pose (home service), rad/s.'),
     'start_paused': (False, 'Start with physics paused (use ~/pause and ~/step).'),
 }
 
@@ -97,7 +98,8 @@ class SimNode(Node):
         self.follower = TrajectoryFollower(self.sim.targets())
         self.commands = ArmCommandInterface(
             self, self.limits, self.follower, self.lock,
-            now=lambda: self.sim.time, measured=self._measured_positions)
+            now=lambda: self.sim.time, measured=self._measured_positions,
+            home=[robot.home[j] for j in names], home_velocity=p['home_velocity'])
 
         # Reliable at 500 Hz: a depth of 10 would give a subscriber (the recorder)
         # only 20 ms of slack before samples are overwritten unacknowledged.

@@ -1,0 +1,366 @@
+"""An emulated Feetech STS servo bus on a pseudo-terminal, free of ROS.
+
+The servo driver (LeRobot's ``FeetechMotorsBus`` over feetech-servo-sdk and
+pyserial) opens ``EmulatedBus.port`` exactly as it opens a USB adapter; this
+side answers as the servos would:
+
+* protocol 0 packets ``FF FF id len instruction params checksum``, checksum
+  ``~(id + len + instruction + params) & 0xFF``; a packet with a bad checksum
+  is ignored, as a servo ignores it;
+* PING, READ, WRITE, SYNC READ and SYNC WRITE, broadcast ping;
+* a 256-byte register file per servo laid out as LeRobot's STS3215 control
+  table, little-endian, sign-magnitude where the servo uses it;
+* EEPROM (addresses below 40) only writable while ``Lock`` is 0, which is how
+  LeRobot writes a calibration (it clears ``Lock`` with torque off);
+* ``Present_Position = actual - Homing_Offset``, goals clamped to the angle
+  limits, a first-order motor that tracks its goal at a bounded speed while
+  torque is on;
+* the wire: each packet occupies the bus for 10 bits per byte at the
+  emulated baud rate plus the servo's return delay, so loop rates measured
+  against the emulator respect the real bus's limit.
+
+Faults, per servo (:class:`ServoFaults`): dropped or corrupt status packets,
+delayed answers, a servo that stops answering, and overload (torque drops and
+the error bit is set, as the STS3215's protection does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+import os
+from pathlib import Path
+import random
+import select
+import threading
+import time
+import tty
+from typing import Callable
+
+PING, READ, WRITE, SYNC_READ, SYNC_WRITE = 0x01, 0x02, 0x03, 0x82, 0x83
+BROADCAST = 0xFE
+EEPROM_END = 40                  # registers below this address persist and are lock-protected
+LOCK, TORQUE_ENABLE = 55, 40
+GOAL_POSITION, PRESENT_POSITION = 42, 56
+HOMING_OFFSET, MIN_LIMIT, MAX_LIMIT = 31, 9, 11
+RETURN_DELAY = 7
+STATUS = 65
+OVERLOAD_BIT = 0x20
+READ_ONLY = set(range(0, 5)) | set(range(56, 71))
+STS3215_MODEL = 777
+RESOLUTION = 4096
+
+
+def checksum(body) -> int:
+    return ~sum(body) & 0xFF
+
+
+def packet(servo_id: int, code: int, params: bytes = b'') -> bytes:
+    """A packet: ``code`` is the instruction (to servos) or the error byte (from them)."""
+    body = bytes([servo_id, len(params) + 2, code]) + params
+    return b'\xff\xff' + body + bytes([checksum(body)])
+
+
+def _sign_magnitude(value: int, bit: int) -> int:
+    return -(value & ((1 << bit) - 1)) if value & (1 << bit) else value
+
+
+def _encode_sign_magnitude(value: int, bit: int) -> int:
+    return (1 << bit) | -value if value < 0 else value
+
+
+@dataclass
+class ServoFaults:
+    drop_rate: float = 0.0       # probability a status packet is not sent
+    corrupt_rate: float = 0.0    # probability a status packet has a wrong checksum
+    delay: float = 0.0           # s added before each answer
+    dead: bool = False           # never answers, ignores writes
+    overload: bool = False       # torque released, overload bit set in status and Status
+
+
+class EmulatedServo:
+    """One STS3215: registers and a motor."""
+
+    MAX_SPEED = 3400.0           # steps/s at no load (about 0.19 s per 60 degrees)
+    GAIN = 25.0                  # 1/s: first-order tracking of the goal
+
+    def __init__(self, servo_id: int, position: int = 2048):
+        self.regs = bytearray(256)
+        self.faults = ServoFaults()
+        self.actual = float(position)              # encoder steps, before the homing offset
+        r = self.regs
+        r[0], r[1] = 3, 10                          # firmware 3.10
+        r[3:5] = STS3215_MODEL.to_bytes(2, 'little')
+        r[5] = servo_id
+        r[6] = 0                                    # 1 Mbps
+        r[RETURN_DELAY] = 250                       # factory default: 500 us
+        r[8] = 1                                    # answer every instruction
+        r[MAX_LIMIT:MAX_LIMIT + 2] = (RESOLUTION - 1).to_bytes(2, 'little')
+        r[13], r[14], r[15] = 70, 140, 40           # temperature and voltage limits
+        r[16:18] = (1000).to_bytes(2, 'little')     # max torque
+        r[21], r[22] = 32, 32                       # P, D
+        r[36] = 80                                  # overload torque
+        r[48:50] = (1000).to_bytes(2, 'little')     # torque limit
+        r[LOCK] = 1
+        r[62], r[63] = 121, 31                      # 12.1 V, 31 C
+        self._set_word(GOAL_POSITION, self.present)
+        self._refresh()
+
+    @property
+    def id(self) -> int:
+        return self.regs[5]
+
+    def _word(self, addr: int) -> int:
+        return int.from_bytes(self.regs[addr:addr + 2], 'little')
+
+    def _set_word(self, addr: int, value: int) -> None:
+        self.regs[addr:addr + 2] = (value & 0xFFFF).to_bytes(2, 'little')
+
+    @property
+    def offset(self) -> int:
+        return _sign_magnitude(self._word(HOMING_OFFSET), 11)
+
+    @property
+    def present(self) -> int:
+        return int(round(self.actual - self.offset)) % RESOLUTION
+
+    @property
+    def torque(self) -> bool:
+        return bool(self.regs[TORQUE_ENABLE])
+
+    @property
+    def error(self) -> int:
+        return OVERLOAD_BIT if self.faults.overload else 0
+
+    def goal_actual(self) -> float:
+        goal = _sign_magnitude(self._word(GOAL_POSITION), 15)
+        lo, hi = self._word(MIN_LIMIT), self._word(MAX_LIMIT)
+        if hi > lo:
+            goal = min(max(goal, lo), hi)
+        return goal + self.offset
+
+    def step(self, dt: float) -> None:
+        if self.faults.overload:
+            self.regs[TORQUE_ENABLE] = 0
+        speed = 0.0
+        if self.torque and dt > 0:
+            # Exact first-order step (stable for any dt), then the speed limit.
+            move = (self.goal_actual() - self.actual) * (1.0 - math.exp(-self.GAIN * dt))
+            move = max(-self.MAX_SPEED * dt, min(self.MAX_SPEED * dt, move))
+            self.actual += move
+            speed = move / dt
+        self._set_word(58, _encode_sign_magnitude(int(speed), 15))
+        self._refresh(moving=abs(speed) > 5)
+
+    def _refresh(self, moving: bool = False) -> None:
+        self._set_word(PRESENT_POSITION, self.present)
+        load = 0 if not self.torque else min(1000, int(abs(self.goal_actual() - self.actual)))
+        self._set_word(60, load)
+        self.regs[STATUS] = self.error
+        self.regs[66] = int(moving)
+
+    def read(self, addr: int, length: int) -> bytes:
+        return bytes(self.regs[addr:addr + length])
+
+    def write(self, addr: int, data: bytes) -> None:
+        for i, value in enumerate(data):
+            a = addr + i
+            if a in READ_ONLY or (a < EEPROM_END and self.regs[LOCK]):
+                continue        # the STS firmware drops these silently
+            self.regs[a] = value
+        self._refresh()
+
+
+class EmulatedBus:
+    """Servos answering on a pseudo-terminal; ``port`` is what a driver opens.
+
+    ``link``: a symlink made to the pty (a stable name for launch files).
+    ``on_goal``: called with (monotonic time, servo id, goal register value)
+    whenever a goal position is written, to measure command latency.
+    """
+
+    def __init__(self, ids=range(1, 7), baudrate: int = 1_000_000, link: str | Path | None = None,
+                 positions: dict[int, int] | None = None, seed: int = 0,
+                 on_goal: Callable[[float, int, int], None] | None = None):
+        self.servos = {i: EmulatedServo(i, (positions or {}).get(i, 2048)) for i in ids}
+        self.baudrate = baudrate
+        self.on_goal = on_goal
+        self.link = Path(link) if link else None
+        self.packets = 0                 # instructions answered or applied
+        self.bad_checksums = 0
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self._master, self._slave = os.openpty()
+        # Raw before any client opens it: no echo, no line discipline.
+        tty.setraw(self._slave)
+        self.pty = os.ttyname(self._slave)
+        self.port = str(self.link) if self.link else self.pty
+        self._running = False
+        self._thread: threading.Thread | None = None
+        self._last_step = time.monotonic()
+
+    # --- control -------------------------------------------------------------------
+
+    def start(self) -> 'EmulatedBus':
+        if self.link:
+            self.link.unlink(missing_ok=True)
+            self.link.symlink_to(self.pty)
+        self._running = True
+        self._thread = threading.Thread(target=self._serve, name='emulated-bus', daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._running = False
+        if self._thread:
+            self._thread.join(timeout=2.0)
+        if self.link and self.link.is_symlink():
+            self.link.unlink()
+        for fd in (self._master, self._slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def __enter__(self) -> 'EmulatedBus':
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def faults(self, servo_id: int) -> ServoFaults:
+        return self.servos[servo_id].faults
+
+    def positions(self) -> dict[int, int]:
+        """Present_Position of every servo, raw steps."""
+        with self._lock:
+            self._advance()
+            return {i: s.present for i, s in self.servos.items()}
+
+    def torque(self) -> dict[int, bool]:
+        with self._lock:
+            return {i: s.torque for i, s in self.servos.items()}
+
+    # --- the wire ------------------------------------------------------------------
+
+    def _byte_time(self, n: int) -> float:
+        return n * 10.0 / self.baudrate
+
+    def _advance(self) -> None:
+        now = time.monotonic()
+        dt, self._last_step = now - self._last_step, now
+        for servo in self.servos.values():
+            servo.step(dt)
+
+    def _serve(self) -> None:
+        buffer = bytearray()
+        while self._running:
+            ready, _, _ = select.select([self._master], [], [], 0.05)
+            if not ready:
+                continue
+            try:
+                buffer += os.read(self._master, 4096)
+            except OSError:
+                continue        # no client has the port open at the moment
+            arrived = time.monotonic()
+            while True:
+                request = self._take_packet(buffer)
+                if request is None:
+                    break
+                reply, delay = self._handle(*request)
+                if reply:
+                    wait = arrived + self._byte_time(request[3] + len(reply)) + delay - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)
+                    os.write(self._master, reply)
+                    arrived = time.monotonic()
+
+    def _take_packet(self, buffer: bytearray):
+        """Remove and return the next well-formed packet (id, instruction, params, size)."""
+        while True:
+            start = buffer.find(b'\xff\xff')
+            if start < 0:
+                del buffer[:max(0, len(buffer) - 1)]
+                return None
+            del buffer[:start]
+            if len(buffer) < 4:
+                return None
+            length = buffer[3]
+            if len(buffer) < 4 + length:
+                return None
+            body, chk = bytes(buffer[2:3 + length]), buffer[3 + length]
+            del buffer[:4 + length]
+            if length < 2 or checksum(body) != chk:
+                self.bad_checksums += 1
+                continue
+            return body[0], body[2], body[3:], 4 + length
+
+    def _status(self, servo: EmulatedServo, params: bytes = b'') -> tuple[bytes, float]:
+        """A servo's status packet (possibly faulty) and its extra delay."""
+        f = servo.faults
+        if f.dead or self._random.random() < f.drop_rate:
+            return b'', 0.0
+        reply = bytearray(packet(servo.id, servo.error, params))
+        if self._random.random() < f.corrupt_rate:
+            reply[-1] ^= 0x5A
+        return bytes(reply), f.delay + servo.regs[RETURN_DELAY] * 2e-6
+
+    def _handle(self, servo_id: int, instruction: int, params: bytes, _size: int):
+        with self._lock:
+            self._advance()
+            self.packets += 1
+            if instruction == SYNC_WRITE and servo_id == BROADCAST and len(params) >= 2:
+                addr, length = params[0], params[1]
+                for k in range(2, len(params) - length, length + 1):
+                    servo = self.servos.get(params[k])
+                    if servo and not servo.faults.dead:
+                        self._write(servo, addr, params[k + 1:k + 1 + length])
+                return b'', 0.0
+            if instruction == SYNC_READ and servo_id == BROADCAST and len(params) >= 2:
+                addr, length = params[0], params[1]
+                replies, delay = [], 0.0
+                for i in params[2:]:
+                    servo = self.servos.get(i)
+                    if servo:
+                        reply, extra = self._status(servo, servo.read(addr, length))
+                        replies.append(reply)
+                        delay += extra
+                return b''.join(replies), delay
+            if instruction == PING and servo_id == BROADCAST:
+                replies = [self._status(s) for s in self.servos.values()]
+                return b''.join(r for r, _ in replies), sum(d for _, d in replies)
+            servo = self.servos.get(servo_id)
+            if servo is None:
+                return b'', 0.0
+            if instruction == PING:
+                return self._status(servo)
+            if instruction == READ and len(params) == 2:
+                return self._status(servo, servo.read(params[0], params[1]))
+            if instruction == WRITE and params:
+                if servo.faults.dead:
+                    return b'', 0.0
+                self._write(servo, params[0], params[1:])
+                return self._status(servo)
+            return b'', 0.0
+
+    def _write(self, servo: EmulatedServo, addr: int, data: bytes) -> None:
+        old_id = servo.id
+        servo.write(addr, data)
+        if servo.id != old_id:          # the ID register moves the servo on the bus
+            self.servos[servo.id] = self.servos.pop(old_id)
+        if self.on_goal and addr <= GOAL_POSITION < addr + len(data):
+            self.on_goal(time.monotonic(), servo.id, servo._word(GOAL_POSITION))
+
+
+def calibration_for(joints, lower, upper, ids=range(1, 7), gripper_joint: str = 'gripper') -> dict:
+    """A LeRobot calibration (``{joint: MotorCalibration fields}``) for an emulated
+    arm whose joint limits, rad, are ``lower``/``upper``: what ``lerobot-calibrate``
+    would record if the arm were moved through exactly that range."""
+    steps = (RESOLUTION - 1) / (2 * math.pi)
+    calibration = {}
+    for name, servo_id, lo, hi in zip(joints, ids, lower, upper):
+        calibration[name] = {
+            'id': int(servo_id), 'drive_mode': 0, 'homing_offset': 0,
+            'range_min': int(round(RESOLUTION // 2 + lo * steps)),
+            'range_max': int(round(RESOLUTION // 2 + hi * steps))}
+    return calibration

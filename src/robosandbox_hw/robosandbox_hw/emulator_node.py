@@ -1,0 +1,70 @@
+"""``so101_emulator``: an emulated SO-101 servo bus for trying the hardware node with no arm.
+
+Serves :class:`~robosandbox_hw.emulator.EmulatedBus` on a pseudo-terminal,
+linked at ``port`` so ``so101_node`` can open it as it opens a USB adapter,
+and writes a LeRobot calibration file for the emulated arm at
+``calibration_file`` (the step ``lerobot-calibrate`` does on a real one).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+
+from robosandbox_control.parameters import declare_parameters
+from robosandbox_hw.emulator import calibration_for, EmulatedBus
+from robosandbox_sim.kinematics import ArmKinematics
+
+PARAMETERS = {
+    'port': ('/tmp/robosandbox-so101', 'Path of the symlink to the emulated bus (give it to so101_node).'),
+    'calibration_file': ('/tmp/robosandbox-so101.json', 'Where to write the emulated arm\'s LeRobot calibration.'),
+    'baudrate': (1_000_000, 'Emulated bus baud rate: sets the wire time of every packet.'),
+    'robot': ('so101', 'Robot description whose joint limits the emulated calibration spans.'),
+    'drop_rate': (0.0, 'Probability that a servo\'s status packet is lost.'),
+    'corrupt_rate': (0.0, 'Probability that a servo\'s status packet has a bad checksum.'),
+    'seed': (0, 'Seed of the fault draws.'),
+}
+
+
+class EmulatorNode(Node):
+
+    def __init__(self):
+        super().__init__('so101_emulator')
+        p = declare_parameters(self, PARAMETERS)
+        kinematics = ArmKinematics(p['robot'])
+        joints = kinematics.robot.joints
+        calibration = calibration_for(joints, kinematics.joint_lower, kinematics.joint_upper)
+        path = Path(p['calibration_file']).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(calibration, indent=4))
+        self.bus = EmulatedBus(baudrate=p['baudrate'], link=p['port'], seed=p['seed'])
+        for servo in self.bus.servos.values():
+            servo.faults.drop_rate, servo.faults.corrupt_rate = p['drop_rate'], p['corrupt_rate']
+        self.bus.start()
+        self.get_logger().info(f'emulated SO-101 bus on {self.bus.port} -> {self.bus.pty}, '
+                               f'calibration {path}')
+
+    def destroy_node(self) -> None:
+        self.bus.stop()
+        super().destroy_node()
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    node = EmulatorNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
