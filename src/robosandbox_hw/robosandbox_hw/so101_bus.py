@@ -13,6 +13,7 @@ transaction that still failed, and the counters feed ``/diagnostics``.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 import logging
 import os
@@ -83,7 +84,6 @@ class So101BusConfig:
     gripper_joint: str = 'gripper'
     baudrate: int = 1_000_000
     retries: int = 2
-    timeout_ms: int = 0                    # 0: LeRobot's default packet timeout
     # SOFollower's position loop gains (lower P than the factory's 32 avoids shakiness).
     p_coefficient: int = 16
     i_coefficient: int = 0
@@ -130,35 +130,37 @@ class So101Bus:
             self.driver.connect()
         except RuntimeError as e:          # LeRobot's motor check: missing ids, wrong models
             raise ConnectionError(str(e)) from None
-        with self.driver.torque_disabled():
-            if not self.driver.is_calibrated:
-                logger.warning('servo calibration differs from %s; writing the file to the servos',
-                               self.config.calibration_file)
-                self.driver.write_calibration(self.calibration)
-                self.counters.calibration_written = True
-            self.driver.configure_motors()
-            for name in self.config.joints:
-                self.driver.write('Operating_Mode', name, 0)     # position servo mode
-                self.driver.write('P_Coefficient', name, self.config.p_coefficient)
-                self.driver.write('I_Coefficient', name, self.config.i_coefficient)
-                self.driver.write('D_Coefficient', name, self.config.d_coefficient)
-                if name == self.config.gripper_joint:
-                    # As SOFollower: half torque and current so a blocked jaw cannot burn out.
-                    self.driver.write('Max_Torque_Limit', name, 500)
-                    self.driver.write('Protection_Current', name, 250)
-                    self.driver.write('Overload_Torque', name, 25)
-        if self.config.timeout_ms:
-            self.driver.set_timeout(self.config.timeout_ms)
+        # Torque stays off when done (LeRobot's torque_disabled() would turn it back
+        # on with whatever goal the servos hold): only enable() powers the arm.
+        self.set_torque(False)
+        if not self.driver.is_calibrated:
+            logger.warning('servo calibration differs from %s; writing the file to the servos',
+                           self.config.calibration_file)
+            self.driver.write_calibration(self.calibration)
+            self.counters.calibration_written = True
+        self.driver.configure_motors()
+        for name in self.config.joints:
+            self.driver.write('Operating_Mode', name, 0)     # position servo mode
+            self.driver.write('P_Coefficient', name, self.config.p_coefficient)
+            self.driver.write('I_Coefficient', name, self.config.i_coefficient)
+            self.driver.write('D_Coefficient', name, self.config.d_coefficient)
+            if name == self.config.gripper_joint:
+                # As SOFollower: half torque and current so a blocked jaw cannot burn out.
+                self.driver.write('Max_Torque_Limit', name, 500)
+                self.driver.write('Protection_Current', name, 250)
+                self.driver.write('Overload_Torque', name, 25)
 
     def close(self, torque_off: bool = True) -> None:
         """Torque off (with retries) and close the port; safe to call twice."""
         if not self.driver.is_connected:
             return
         try:
-            self.driver.disconnect(disable_torque=torque_off)
-        except Exception as e:     # the port may already be gone: still close it
+            if torque_off:
+                self.set_torque(False)
+        except BusError as e:      # a servo or the port may be gone: still close it
             logger.error('torque off on close failed: %s', e)
-            self.driver.port_handler.closePort()
+        finally:
+            self.driver.disconnect(disable_torque=False)
 
     # --- transactions ------------------------------------------------------------------
 
@@ -187,10 +189,26 @@ class So101Bus:
         self._retried('write goals', lambda: self.driver.sync_write('Goal_Position', goals))
 
     def set_torque(self, enabled: bool) -> None:
-        if enabled:
-            self._retried('torque on', lambda: self.driver.enable_torque(num_retry=self.config.retries))
-        else:
-            self._retried('torque off', lambda: self.driver.disable_torque(num_retry=self.config.retries))
+        """Torque on or off on every servo, one by one.
+
+        Off is best effort: a servo that does not answer does not keep the
+        others powered. On is all or nothing: if one servo fails, all go off.
+        """
+        failed = []
+        for name in self.config.joints:
+            call = self.driver.enable_torque if enabled else self.driver.disable_torque
+            try:
+                self._retried(f'torque {"on" if enabled else "off"} {name}',
+                              lambda: call(name))
+            except BusError as e:
+                failed.append(str(e))
+                if enabled:
+                    break
+        if failed and enabled:
+            with contextlib.suppress(BusError):
+                self.set_torque(False)
+        if failed:
+            raise BusError('; '.join(failed))
 
     def read_health(self) -> dict[str, np.ndarray]:
         """Temperature (C), voltage (V), load (signed, per mille) and status bits per servo."""

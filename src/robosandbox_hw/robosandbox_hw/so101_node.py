@@ -32,7 +32,7 @@ from robosandbox_hw.cameras import Camera, CameraConfig, CameraError
 from robosandbox_hw.controller import (
     ArmMode, ControllerConfig, SafetyLimits, So101Controller)
 from robosandbox_hw.so101_bus import (
-    calibration_path, CalibrationError, So101Bus, So101BusConfig)
+    BusError, calibration_path, CalibrationError, So101Bus, So101BusConfig)
 from robosandbox_sim.kinematics import ArmKinematics
 from robosandbox_sim.robot import load_robot, RobotDescriptionError
 
@@ -94,7 +94,14 @@ class So101Node(Node):
             gripper_range=(float(model_lower[g]), float(model_upper[g])),
             joints=names, gripper_joint=robot.gripper_joint, retries=p['bus_retries']))
         self._connect(p['connect_timeout'])
+        try:
+            self._start(robot, p, names, lower, upper, velocity)
+        except BaseException:
+            # Whatever stops the start (a camera, Ctrl-C) must not leave the arm powered.
+            self.bus.close(torque_off=True)
+            raise
 
+    def _start(self, robot, p, names, lower, upper, velocity) -> None:
         self.lock = threading.Lock()
         self.follower = TrajectoryFollower(np.zeros(len(names)))
         self.commands = ArmCommandInterface(
@@ -237,7 +244,8 @@ class So101Node(Node):
         super().destroy_node()
 
 
-SETUP_ERRORS = (CalibrationError, CameraError, ConnectionError, RobotDescriptionError, ValueError)
+SETUP_ERRORS = (BusError, CalibrationError, CameraError, ConnectionError, RobotDescriptionError,
+                ValueError)
 
 
 def main(args=None) -> int:
@@ -248,6 +256,9 @@ def main(args=None) -> int:
         rclpy.logging.get_logger('so101').fatal(str(e))
         rclpy.try_shutdown()
         return 1
+    except KeyboardInterrupt:
+        rclpy.try_shutdown()
+        return 0
     executor = MultiThreadedExecutor(num_threads=3)
     executor.add_node(node)
     try:

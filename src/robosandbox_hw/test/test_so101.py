@@ -1,0 +1,249 @@
+"""The SO-101 hardware stack against the emulated STS bus: driver, safety rules, faults.
+
+The emulator answers on a pseudo-terminal; LeRobot's FeetechMotorsBus (over
+feetech-servo-sdk and pyserial) opens it as it opens a USB adapter.
+"""
+
+import json
+import signal
+import time
+
+from diagnostic_msgs.msg import DiagnosticStatus
+import numpy as np
+import pytest
+
+from robosandbox_hw.controller import GoalLimiter, SafetyLimits
+from robosandbox_hw.emulator import HOMING_OFFSET, LOCK, MIN_LIMIT
+from robosandbox_hw.so101_bus import BusError, CalibrationError, load_calibration, So101Bus, So101BusConfig
+
+JOINTS = ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper')
+POSE = np.array([0.3, -0.5, 0.6, 0.4, -0.3, 0.8])
+
+
+def make_bus(emulator, calibration_file, kinematics, retries=2):
+    g = JOINTS.index('gripper')
+    return So101Bus(So101BusConfig(
+        port=emulator.port, calibration_file=calibration_file, retries=retries,
+        gripper_range=(float(kinematics.joint_lower[g]), float(kinematics.joint_upper[g]))))
+
+
+def max_speed(states, joint=0, window=0.2):
+    """The fastest mean speed of ``joint`` over ``window`` s of joint_states, rad/s."""
+    t = np.array([m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec for m in states])
+    q = np.array([m.position[joint] for m in states])
+    j = np.searchsorted(t, t + window)
+    ok = j < len(t)
+    return float(np.max(np.abs(q[j[ok]] - q[ok]) / (t[j[ok]] - t[ok])))
+
+
+def wait_for(condition, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not condition():
+        time.sleep(0.02)
+    return condition()
+
+
+# --- the driver stack on the emulator, no ROS ---------------------------------------------
+
+def test_connect_writes_the_lerobot_calibration_and_moves_in_radians(emulator, calibration_file, kinematics):
+    bus = make_bus(emulator, calibration_file, kinematics)
+    bus.connect()
+    try:
+        assert bus.counters.calibration_written       # the servos had the factory limits
+        calibration = json.loads(calibration_file.read_text())
+        servo = emulator.servos[2]
+        assert int.from_bytes(servo.regs[MIN_LIMIT:MIN_LIMIT + 2], 'little') == \
+            calibration['shoulder_lift']['range_min']
+        assert servo.regs[LOCK] == 0 or servo.regs[LOCK] == 1
+        start = bus.read_positions()
+        assert np.all(np.abs(start) < 0.3)            # the emulated arm rests mid-range
+        bus.set_torque(True)
+        bus.write_goals(POSE)
+        assert wait_for(lambda: np.allclose(bus.read_positions(), POSE, atol=0.01), 3.0), \
+            bus.read_positions()
+        health = bus.read_health()
+        assert np.all(health['temperature'] > 0) and np.all(health['voltage'] > 5)
+    finally:
+        bus.close()
+    assert not any(emulator.torque().values())        # torque off on close
+
+
+def test_eeprom_is_only_written_unlocked(emulator, calibration_file, kinematics):
+    bus = make_bus(emulator, calibration_file, kinematics)
+    bus.connect()
+    try:
+        bus.set_torque(True)                          # LeRobot locks EEPROM with torque on
+        bus.driver.write('Homing_Offset', 'elbow_flex', 100)
+        assert emulator.servos[3].regs[HOMING_OFFSET] == 0
+        bus.set_torque(False)                         # ...and unlocks it with torque off
+        bus.driver.write('Homing_Offset', 'elbow_flex', 100)
+        assert emulator.servos[3].regs[HOMING_OFFSET] == 100
+    finally:
+        bus.close()
+
+
+@pytest.mark.parametrize('content, message', [
+    (None, 'lerobot-calibrate'),
+    ('{not json', 'not a LeRobot calibration file'),
+    ('{"shoulder_pan": {"id": 1, "drive_mode": 0, "homing_offset": 0, "range_min": 0, "range_max": 4095}}',
+     'no calibration for'),
+])
+def test_a_bad_calibration_file_is_refused(tmp_path, content, message):
+    path = tmp_path / 'arm.json'
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(CalibrationError, match=message):
+        load_calibration(path)
+
+
+def test_corrupt_status_packets_are_recovered_by_retry(emulator, calibration_file, kinematics):
+    bus = make_bus(emulator, calibration_file, kinematics, retries=3)
+    bus.connect()
+    try:
+        emulator.faults(2).corrupt_rate = 0.1
+        emulator.faults(5).drop_rate = 0.05
+        for _ in range(40):
+            assert np.all(np.isfinite(bus.read_positions()))
+        assert bus.counters.retries > 0 and bus.counters.failures == 0
+    finally:
+        bus.close()
+
+
+def test_a_dead_servo_fails_the_read_after_its_retries(emulator, calibration_file, kinematics):
+    bus = make_bus(emulator, calibration_file, kinematics, retries=2)
+    bus.connect()
+    try:
+        emulator.faults(4).dead = True
+        with pytest.raises(BusError, match='read positions'):
+            bus.read_positions()
+        assert (bus.counters.retries, bus.counters.failures) == (2, 1)
+    finally:
+        emulator.faults(4).dead = False
+        bus.close()
+
+
+def test_goal_limiter_ramps_the_first_motion_then_limits_velocity():
+    limits = SafetyLimits(lower=np.full(2, -2.0), upper=np.full(2, 2.0),
+                          max_velocity=np.array([1.0, 2.0]), first_motion_velocity=0.1)
+    limiter = GoalLimiter(limits)
+    limiter.reset(np.zeros(2))
+    target = np.array([0.5, 3.0])                     # beyond the upper limit for joint 2
+    goal = limiter.step(target, 0.1)
+    np.testing.assert_allclose(goal, [0.01, 0.01])    # first motion: 0.1 rad/s on every joint
+    for _ in range(400):
+        goal = limiter.step(target, 0.1)
+    np.testing.assert_allclose(goal, [0.5, 2.0])      # reached, and clipped to the limit
+    assert not limiter.ramping
+    goal = limiter.step(np.array([-0.5, -2.0]), 0.1)
+    np.testing.assert_allclose(goal, [0.4, 1.8])      # then each joint at its own limit
+
+
+# --- the node through ROS ----------------------------------------------------------------
+
+def test_commands_move_the_arm_and_bad_ones_are_refused(arm, emulator):
+    process, client = arm('first_motion_velocity:=1.0')
+    result = client.follow(POSE, 1.0)
+    assert result.error_code == 0, result.error_string
+    client.spin(0.5)
+    np.testing.assert_allclose(client.position(), POSE, atol=0.02)
+    before = client.position()
+    beyond = POSE.copy()
+    beyond[1] = 3.5                                   # shoulder_lift limit is about 1.75 rad
+    assert client.follow(beyond, 0.5).error_code != 0
+    nan = POSE.copy()
+    nan[0] = float('nan')
+    client.stream(nan, 0.2)
+    client.spin(1.0)
+    np.testing.assert_allclose(client.position(), before, atol=0.01)
+    assert 'trajectory refused' in process.output.text()
+
+
+def test_first_motion_is_slow_and_later_ones_respect_the_velocity_limit(arm):
+    _, client = arm('first_motion_velocity:=0.25', 'max_velocity:=[1.0, 1.0, 1.0, 1.0, 1.0, 1.0]')
+    start = client.position()
+    target = start.copy()
+    target[0] += 0.5
+    client.follow(target, 0.1)                        # asked for 5 rad/s
+    assert max_speed(client.states[-150:]) < 0.25 * 1.2, max_speed(client.states[-150:])
+    client.spin(1.0)                                  # the ramp ends once the goal catches up
+    client.states.clear()
+    back = target.copy()
+    back[0] -= 0.8
+    assert client.follow(back, 0.1).error_code == 0
+    assert 0.5 < max_speed(client.states) < 1.0 * 1.2, max_speed(client.states)  # capped, not ramped
+
+
+def test_watchdog_holds_when_the_command_stream_stops(arm):
+    process, client = arm('first_motion_velocity:=2.0', 'command_timeout:=0.3')
+    start = client.position()
+    target = start.copy()
+    target[0] += 1.0
+    client.stream(target, 5.0)                        # one message, then silence
+    client.spin(2.0)
+    moved = client.position()[0] - start[0]
+    assert 0.02 < moved < 0.3, moved
+    client.spin(1.0)
+    assert abs(client.position()[0] - start[0] - moved) < 0.01     # holding
+    assert 'watchdog' in process.output.text()
+
+
+def test_emergency_stop_releases_torque_until_an_explicit_enable(arm, emulator):
+    process, client = arm('first_motion_velocity:=1.0')
+    assert all(emulator.torque().values())
+    assert client.call('so101/emergency_stop').success
+    assert not any(emulator.torque().values())
+    before = client.position()
+    target = before.copy()
+    target[0] += 0.4
+    result = client.follow(target, 0.5)
+    assert result.error_code != 0 and 'enable' in result.error_string
+    client.spin(0.5)
+    assert not any(emulator.torque().values())
+    np.testing.assert_allclose(client.position(), before, atol=0.01)
+    assert client.call('so101/enable').success
+    assert all(emulator.torque().values())
+    assert client.follow(target, 0.5).error_code == 0
+
+
+@pytest.mark.parametrize('on_error, torque_after', [('hold', True), ('release', False)])
+def test_a_dead_servo_puts_the_arm_in_the_error_state(arm, emulator, on_error, torque_after):
+    process, client = arm(f'on_error:={on_error}', 'max_consecutive_failures:=3')
+    emulator.faults(3).dead = True
+    client.wait(lambda: client.bus_status() is not None and client.bus_status().level == DiagnosticStatus.ERROR, 10.0,
+                process.output.text())
+    assert 'bus cycles failed' in client.bus_status().message
+    live = {i: on for i, on in emulator.torque().items() if i != 3}
+    assert all(on == torque_after for on in live.values()), live
+    client.states.clear()
+    client.spin(0.5)
+    assert not client.states                          # no stale joint_states
+    assert process.child.process.poll() is None       # no crash
+    emulator.faults(3).dead = False
+    assert client.call('so101/enable').success
+    client.wait(lambda: client.states, 5.0)
+
+
+def test_an_overloaded_servo_releases_torque(arm, emulator):
+    process, client = arm()
+    emulator.faults(2).overload = True
+    client.wait(lambda: client.bus_status() is not None and 'overload' in client.bus_status().message,
+                10.0, process.output.text())
+    assert not any(emulator.torque().values())
+
+
+def test_shutdown_releases_torque(arm, emulator):
+    process, client = arm()
+    assert all(emulator.torque().values())
+    process.child.process.send_signal(signal.SIGINT)
+    process.child.process.wait(timeout=20)
+    assert not any(emulator.torque().values())
+
+
+def test_a_missing_calibration_fails_before_torque_is_on(ros, emulator, tmp_path):
+    from robosandbox_bringup.processes import NodeProcess
+    process = NodeProcess('robosandbox_hw', 'so101_node', f'port:={emulator.port}',
+                          f'calibration_file:={tmp_path / "none.json"}')
+    assert process.child.process.wait(timeout=60) == 1
+    assert 'lerobot-calibrate' in process.output.text()
+    assert not any(emulator.torque().values())
+    process.close()
