@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -109,6 +108,12 @@ class ArmClient:
         return None
 
 
+@pytest.fixture(scope='session')
+def arm_client():
+    """The client class, for modules that start their own backend."""
+    return ArmClient
+
+
 def start_so101(port, calibration_file, *params) -> NodeProcess:
     return NodeProcess('robosandbox_hw', 'so101_node', f'port:={port}',
                        f'calibration_file:={calibration_file}', *params)
@@ -130,12 +135,3 @@ def arm(ros, emulator, calibration_file):
     for process, client in started:
         client.close()
         process.close()
-
-
-def wait_until(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return bool(condition())

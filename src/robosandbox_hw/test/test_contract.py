@@ -1,0 +1,146 @@
+"""The arm contract, checked through ROS only, on every backend.
+
+One suite, parametrised over the MuJoCo sim node and the SO-101 hardware node
+on the emulated servo bus. It is also the check to run against your own
+backend (a real arm lifted clear of obstacles, or another driver) before
+trusting it: start it, then
+
+    ROBOSANDBOX_CONTRACT_BACKEND=running ROS_DOMAIN_ID=<yours> \\
+        python -m pytest src/robosandbox_hw/test/test_contract.py
+
+and the suite talks to whatever answers on that ROS domain. It moves the arm
+(to a pose, the gripper, home), at the speeds the backend allows.
+"""
+
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image
+
+from robosandbox_bringup.processes import NodeProcess
+from robosandbox_hw.emulator import calibration_for, EmulatedBus
+from robosandbox_msgs.action import FollowJointTrajectory
+
+JOINTS = ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper')
+POSE = np.array([0.3, -0.6, 0.7, 0.5, -0.4, 0.6])
+CAMERA = (240, 320)               # height, width
+Result = FollowJointTrajectory.Result
+RUNNING = os.environ.get('ROBOSANDBOX_CONTRACT_BACKEND') == 'running'
+
+
+def _video(path, frames=30):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), 30, CAMERA[::-1])
+    for i in range(frames):
+        image = np.zeros((*CAMERA, 3), np.uint8)
+        image[:, :, 1] = (np.arange(CAMERA[1]) + 8 * i) % 256
+        writer.write(image)
+    writer.release()
+    return path
+
+
+def _sim(tmp):
+    yield NodeProcess('robosandbox_sim', 'sim_node', 'cameras:=[front]',
+                      f'camera_width:={CAMERA[1]}', f'camera_height:={CAMERA[0]}')
+
+
+def _hw_emulated(tmp, kinematics):
+    calibration = tmp / 'so101.json'
+    calibration.write_text(json.dumps(
+        calibration_for(JOINTS, kinematics.joint_lower, kinematics.joint_upper)))
+    with EmulatedBus(link=tmp / 'ttySO101'):
+        yield NodeProcess(
+            'robosandbox_hw', 'so101_node', f'port:={tmp / "ttySO101"}',
+            f'calibration_file:={calibration}', 'first_motion_velocity:=0.6',
+            'camera_names:=[front]', f'camera_devices:=[{_video(tmp / "front.avi")}]',
+            f'camera_width:={CAMERA[1]}', f'camera_height:={CAMERA[0]}')
+
+
+@pytest.fixture(scope='module', params=['running'] if RUNNING else ['sim', 'hw_emulated'])
+def backend(request, ros, arm_client, kinematics, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(request.param)
+    starts = {'sim': lambda: _sim(tmp), 'hw_emulated': lambda: _hw_emulated(tmp, kinematics),
+              'running': lambda: iter([None])}
+    processes = starts[request.param]()
+    process = next(processes)
+    client = arm_client()
+    client.images, client.infos = [], []
+    client.node.create_subscription(Image, 'cameras/front/image_raw', client.images.append,
+                                    qos_profile_sensor_data)
+    client.node.create_subscription(CameraInfo, 'cameras/front/camera_info', client.infos.append,
+                                    qos_profile_sensor_data)
+    client.wait(lambda: client.states, 90.0, process.output.text() if process else 'no joint_states')
+    client.process = process
+    yield client
+    client.close()
+    if process:
+        process.close()
+    processes.close()
+
+
+def settle(client, seconds=0.5):
+    client.spin(seconds)
+    return client.position()
+
+
+def test_joint_names_order_units_and_rate(backend, kinematics):
+    backend.states.clear()
+    backend.spin(2.0)
+    assert tuple(backend.states[-1].name) == JOINTS
+    stamps = [m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec for m in backend.states]
+    rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    assert rate >= 50.0, rate
+    q = backend.position()
+    assert np.all(np.isfinite(q))
+    # Radians: every joint inside the model's limits (degrees or ticks would not be).
+    assert np.all(q >= kinematics.joint_lower - 0.05) and np.all(q <= kinematics.joint_upper + 0.05), q
+
+
+def test_a_commanded_pose_is_reached(backend):
+    result = backend.follow(POSE, 2.0, time_tolerance=15.0)
+    assert result.error_code == Result.SUCCESSFUL, result.error_string
+    np.testing.assert_allclose(settle(backend), POSE, atol=0.05)
+
+
+def test_the_gripper_opens_above_where_it_closes(backend, kinematics):
+    robot = kinematics.robot
+    g = JOINTS.index(robot.gripper_joint)
+    target = settle(backend, 0.1)
+    target[g] = robot.gripper_open
+    backend.follow(target, 1.0, time_tolerance=15.0)
+    opened = settle(backend)[g]
+    target[g] = robot.gripper_closed
+    backend.follow(target, 1.0, time_tolerance=15.0)
+    closed = settle(backend)[g]
+    assert opened > closed + 0.5, (opened, closed)
+
+
+def test_home_reaches_the_home_pose(backend, kinematics):
+    home = np.array([kinematics.robot.home[j] for j in JOINTS])
+    response = backend.call('home', timeout=90.0)
+    assert response.success, response.message
+    np.testing.assert_allclose(settle(backend), home, atol=0.05)
+
+
+def test_limits_are_enforced_and_bad_commands_refused(backend, kinematics):
+    before = settle(backend)
+    beyond = before.copy()
+    beyond[1] = kinematics.joint_upper[1] + 0.3
+    assert backend.follow(beyond, 1.0).error_code == Result.INVALID_GOAL
+    assert backend.follow(before[:1], 1.0, names=['elbow']).error_code == Result.INVALID_JOINTS
+    nan = before.copy()
+    nan[2] = float('nan')
+    backend.stream(nan, 0.5)
+    backend.stream(beyond, 0.5)
+    np.testing.assert_allclose(settle(backend, 1.0), before, atol=0.02)
+
+
+def test_camera_topics_are_present(backend):
+    backend.wait(lambda: backend.images and backend.infos, 20.0, 'no camera image or camera_info')
+    image, info = backend.images[-1], backend.infos[-1]
+    assert (image.height, image.width, image.encoding) == (*CAMERA, 'rgb8')
+    assert (info.height, info.width) == CAMERA and info.k[0] > 0
+    assert image.header.frame_id == info.header.frame_id
