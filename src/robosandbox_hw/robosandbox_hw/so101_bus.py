@@ -169,8 +169,11 @@ class So101Bus:
         for attempt in range(1 + self.config.retries):
             try:
                 return call()
-            except (ConnectionError, RuntimeError) as e:
+            except (OSError, RuntimeError) as e:    # OSError: pyserial's, a vanished port
                 error = e
+                # An exception inside the SDK leaves its port marked busy: every
+                # later transaction would fail with "Port is in use".
+                self.driver.port_handler.is_using = False
                 if attempt < self.config.retries:
                     self.counters.retries += 1
         self.counters.failures += 1

@@ -10,6 +10,7 @@ the bus's errors, retries, temperatures, voltages and loop rate.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -88,12 +89,15 @@ class So101Node(Node):
         self.limits = JointLimits(names, lower, upper)
         g = names.index(robot.gripper_joint)
         model_lower, model_upper = kinematics.joint_lower, kinematics.joint_upper
+        deadline = time.monotonic() + p['connect_timeout']
+        while not os.path.exists(p['port']) and time.monotonic() < deadline:
+            time.sleep(0.2)        # a USB adapter being plugged in, an emulator starting
         self.bus = So101Bus(So101BusConfig(
             port=p['port'], baudrate=p['baudrate'],
             calibration_file=calibration_path(p['robot_id'], p['calibration_file']),
             gripper_range=(float(model_lower[g]), float(model_upper[g])),
             joints=names, gripper_joint=robot.gripper_joint, retries=p['bus_retries']))
-        self._connect(p['connect_timeout'])
+        self._connect(deadline)
         try:
             self._start(robot, p, names, lower, upper, velocity)
         except BaseException:
@@ -131,8 +135,7 @@ class So101Node(Node):
 
     # --- setup ------------------------------------------------------------------------
 
-    def _connect(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+    def _connect(self, deadline: float) -> None:
         while True:
             try:
                 self.bus.connect()
@@ -140,7 +143,7 @@ class So101Node(Node):
             except ConnectionError as e:
                 if time.monotonic() > deadline:
                     raise ConnectionError(
-                        f'no SO-101 on {self.bus.config.port} after {timeout:g} s: {str(e).strip()}') from None
+                        f'no SO-101 on {self.bus.config.port}: {str(e).strip()}') from None
                 time.sleep(0.5)
 
     def _open_cameras(self, p) -> list[Camera]:

@@ -28,6 +28,20 @@ def kinematics():
     return ArmKinematics('so101')
 
 
+@pytest.fixture(scope='session')
+def camera_video(tmp_path_factory):
+    """A short 320x240 video file: a camera device for the node without a camera."""
+    import cv2
+    path = tmp_path_factory.mktemp('camera') / 'front.avi'
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), 30, (320, 240))
+    for i in range(30):
+        image = np.zeros((240, 320, 3), np.uint8)
+        image[:, :, 1] = (np.arange(320) + 8 * i) % 256
+        writer.write(image)
+    writer.release()
+    return path
+
+
 @pytest.fixture
 def calibration_file(tmp_path, kinematics):
     path = tmp_path / 'so101.json'

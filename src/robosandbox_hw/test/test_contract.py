@@ -15,7 +15,6 @@ and the suite talks to whatever answers on that ROS domain. It moves the arm
 import json
 import os
 
-import cv2
 import numpy as np
 import pytest
 from rclpy.qos import qos_profile_sensor_data
@@ -27,19 +26,9 @@ from robosandbox_msgs.action import FollowJointTrajectory
 
 JOINTS = ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper')
 POSE = np.array([0.3, -0.6, 0.7, 0.5, -0.4, 0.6])
-CAMERA = (240, 320)               # height, width
+CAMERA = (240, 320)               # height, width: the conftest's camera video
 Result = FollowJointTrajectory.Result
 RUNNING = os.environ.get('ROBOSANDBOX_CONTRACT_BACKEND') == 'running'
-
-
-def _video(path, frames=30):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), 30, CAMERA[::-1])
-    for i in range(frames):
-        image = np.zeros((*CAMERA, 3), np.uint8)
-        image[:, :, 1] = (np.arange(CAMERA[1]) + 8 * i) % 256
-        writer.write(image)
-    writer.release()
-    return path
 
 
 def _sim(tmp):
@@ -47,7 +36,11 @@ def _sim(tmp):
                       f'camera_width:={CAMERA[1]}', f'camera_height:={CAMERA[0]}')
 
 
-def _hw_emulated(tmp, kinematics):
+def _running():
+    yield None                    # the user's backend, already up
+
+
+def _hw_emulated(tmp, kinematics, video):
     calibration = tmp / 'so101.json'
     calibration.write_text(json.dumps(
         calibration_for(JOINTS, kinematics.joint_lower, kinematics.joint_upper)))
@@ -55,15 +48,15 @@ def _hw_emulated(tmp, kinematics):
         yield NodeProcess(
             'robosandbox_hw', 'so101_node', f'port:={tmp / "ttySO101"}',
             f'calibration_file:={calibration}', 'first_motion_velocity:=0.6',
-            'camera_names:=[front]', f'camera_devices:=[{_video(tmp / "front.avi")}]',
+            'camera_names:=[front]', f'camera_devices:=[{video}]',
             f'camera_width:={CAMERA[1]}', f'camera_height:={CAMERA[0]}')
 
 
 @pytest.fixture(scope='module', params=['running'] if RUNNING else ['sim', 'hw_emulated'])
-def backend(request, ros, arm_client, kinematics, tmp_path_factory):
+def backend(request, ros, arm_client, kinematics, camera_video, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(request.param)
-    starts = {'sim': lambda: _sim(tmp), 'hw_emulated': lambda: _hw_emulated(tmp, kinematics),
-              'running': lambda: iter([None])}
+    starts = {'sim': lambda: _sim(tmp), 'hw_emulated': lambda: _hw_emulated(tmp, kinematics, camera_video),
+              'running': _running}
     processes = starts[request.param]()
     process = next(processes)
     client = arm_client()

@@ -1,6 +1,6 @@
-"""Runs N episodes: reset the sim, run the policy, print the verdict; then exit.
+"""Runs N episodes: reset, run the policy, print the verdict; then exit.
 
-A client of ``sim/reset`` and ``policy/run`` (and, when ``recorder`` is set, of
+A client of ``sim/reset`` (or, on hardware, ``home``) and ``policy/run`` (and, when ``recorder`` is set, of
 the recorder's ``start``/``stop``: each run is one recorded episode), it is
 what makes ``sim_policy`` and ``sim_record`` jobs that end: one line per
 episode, a summary line, exit status 0 once all episodes ran (whatever their
@@ -12,9 +12,10 @@ from __future__ import annotations
 import rclpy
 from rclpy.action import ActionClient
 from rclpy.node import Node
+from std_srvs.srv import Trigger
 
 from robosandbox_control.parameters import declare_parameters
-from robosandbox_control.spinning import wait_future
+from robosandbox_control.spinning import spin_for, wait_future
 from robosandbox_msgs.action import RunPolicy
 from robosandbox_msgs.srv import ResetSim, StartEpisode, StopEpisode
 from robosandbox_sim.task import load_task, TaskError
@@ -26,7 +27,10 @@ PARAMETERS = {
     'instruction': ('', "Language instruction for the policy; '' = the task's own."),
     'max_duration': (0.0, "Episode length limit, s of sim time; 0 = the task's time_limit."),
     'success_hold': (0.5, 'An episode ends once the task has reported success this long, s.'),
+    'reset': ('sim', "Between episodes: 'sim' resets the sim (reset_service), 'home' moves the "
+                     "arm home (the home service) and waits reset_pause for a person to reset the scene."),
     'reset_service': ('sim/reset', 'The sim reset service.'),
+    'reset_pause': (5.0, "With reset:=home, seconds after homing before the next episode starts."),
     'run_action': ('policy/run', "The policy node's run action."),
     'recorder': ('', "Namespace of a recorder's start/stop services, e.g. 'recorder'; '' = no recording."),
     'policy': ('', 'What drives the arm, written into recorded episodes.'),
@@ -40,7 +44,10 @@ class EpisodeRunner(Node):
         super().__init__('episode_runner', **kwargs)
         self.p = declare_parameters(self, PARAMETERS)
         self.task = load_task(self.p['task'])
-        self.reset_client = self.create_client(ResetSim, self.p['reset_service'])
+        if self.p['reset'] not in ('sim', 'home'):
+            raise ValueError(f"reset must be 'sim' or 'home', got {self.p['reset']!r}")
+        self.reset_client = (self.create_client(ResetSim, self.p['reset_service'])
+                             if self.p['reset'] == 'sim' else self.create_client(Trigger, 'home'))
         self.run_client = ActionClient(self, RunPolicy, self.p['run_action'])
         self.recorder = None
         if self.p['recorder']:
@@ -59,10 +66,16 @@ class EpisodeRunner(Node):
                 raise TimeoutError(f'no {client.srv_name} service after {timeout:g} s')
 
     def run_episode(self, seed: int) -> tuple[RunPolicy.Result, StopEpisode.Response | None]:
-        reset = wait_future(self, self.reset_client.call_async(
-            ResetSim.Request(task=self.p['task'], seed=seed)))
+        if self.p['reset'] == 'sim':
+            reset = wait_future(self, self.reset_client.call_async(
+                ResetSim.Request(task=self.p['task'], seed=seed)))
+        else:
+            reset = wait_future(self, self.reset_client.call_async(Trigger.Request()), timeout=120.0)
         if not reset.success:
-            raise RuntimeError(f'sim reset failed: {reset.message}')
+            raise RuntimeError(f'{self.p["reset"]} reset failed: {reset.message}')
+        if self.p['reset'] == 'home' and self.p['reset_pause'] > 0:
+            print(f'home; next episode in {self.p["reset_pause"]:g} s: reset the scene', flush=True)
+            spin_for(self, self.p['reset_pause'])
         instruction = self.p['instruction'] or self.task.instruction
         if self.recorder:
             started = wait_future(self, self.recorder[0].call_async(StartEpisode.Request(
@@ -116,7 +129,7 @@ def main(args=None) -> int:
     try:
         node = EpisodeRunner()
         code = node.run()
-    except (TaskError, TimeoutError, RuntimeError) as e:
+    except (TaskError, TimeoutError, RuntimeError, ValueError) as e:
         rclpy.logging.get_logger('episode_runner').fatal(str(e))
     except KeyboardInterrupt:
         pass

@@ -1,0 +1,10 @@
+"""``ros2 launch robosandbox_bringup hw_policy.launch.py``: the node graph of ``bringups/hw_policy.yaml``.
+
+Shared with ``robosandbox launch hw_policy``; see that file for the nodes and arguments.
+"""
+
+from robosandbox_bringup.description import load_bringup
+
+
+def generate_launch_description():
+    return load_bringup('hw_policy').launch_description()
