@@ -30,13 +30,17 @@ def wait_future(node: Node, future, timeout: float = 20.0):
     return future.result()
 
 
-def spin_node(node: Node, executor: Executor | None = None) -> int:
-    """Spin ``node`` until Ctrl-C or shutdown, then destroy it and shut rclpy
-    down: the body of a node's ``main``. Returns 0, the exit status."""
+def spin_node(node: Node, executor: Executor | None = None, alive=None) -> int:
+    """Spin ``node`` until Ctrl-C or shutdown (or, given ``alive``, until it
+    returns False: a node whose own thread died), then destroy it and shut
+    rclpy down: the body of a node's ``main``. Returns 0, the exit status."""
     executor = executor or SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        executor.spin()
+        if alive is None:
+            executor.spin()
+        while alive is not None and rclpy.ok() and alive():
+            executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

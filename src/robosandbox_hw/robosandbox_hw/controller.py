@@ -116,6 +116,7 @@ class So101Controller:
         self.health: dict[str, np.ndarray] = {}
         self.periods: deque[float] = deque(maxlen=500)
         self.position: np.ndarray | None = None
+        self.crashed = False
         self._running = False
         self._thread: threading.Thread | None = None
 
@@ -217,6 +218,16 @@ class So101Controller:
     # --- the loop -----------------------------------------------------------------------
 
     def _loop(self) -> None:
+        try:
+            self._run_loop()
+        except Exception:
+            # A bug, not a bus fault (those are handled): release the arm and end the
+            # node, so its supervisor sees a failed process rather than a frozen one.
+            logger.exception('control loop failed; releasing torque')
+            self.crashed = True
+            self._release('control loop failed')
+
+    def _run_loop(self) -> None:
         period = 1.0 / self.config.rate
         next_tick = last = time.monotonic()
         next_health = last + self.config.health_period

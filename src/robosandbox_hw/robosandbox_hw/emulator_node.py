@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from robosandbox_control.parameters import declare_parameters
+from robosandbox_control.spinning import spin_node
 from robosandbox_hw.emulator import calibration_for, EmulatedBus
 from robosandbox_sim.kinematics import ArmKinematics
 
@@ -55,15 +55,7 @@ class EmulatorNode(Node):
 
 def main(args=None) -> int:
     rclpy.init(args=args)
-    node = EmulatorNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(EmulatorNode())
 
 
 if __name__ == '__main__':

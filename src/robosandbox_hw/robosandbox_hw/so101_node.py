@@ -18,7 +18,7 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
@@ -28,6 +28,7 @@ from std_srvs.srv import Trigger
 from robosandbox_control.arm_interface import ArmCommandInterface, joint_state_msg
 from robosandbox_control.parameters import declare_parameters
 from robosandbox_control.qos import CAMERA_INFO_QOS, IMAGE_QOS
+from robosandbox_control.spinning import spin_node
 from robosandbox_control.trajectory import JointLimits, TrajectoryFollower
 from robosandbox_hw.cameras import Camera, CameraConfig, CameraError
 from robosandbox_hw.controller import (
@@ -101,8 +102,13 @@ class So101Node(Node):
         try:
             self._start(robot, p, names, lower, upper, velocity)
         except BaseException:
-            # Whatever stops the start (a camera, Ctrl-C) must not leave the arm powered.
-            self.bus.close(torque_off=True)
+            # Whatever stops the start (a camera, Ctrl-C) must not leave the arm powered;
+            # the control thread, if it runs, stops first so torque-off has the bus.
+            controller = getattr(self, 'controller', None)
+            if controller is not None:
+                controller.stop()
+            else:
+                self.bus.close(torque_off=True)
             raise
 
     def _start(self, robot, p, names, lower, upper, velocity) -> None:
@@ -262,17 +268,8 @@ def main(args=None) -> int:
     except KeyboardInterrupt:
         rclpy.try_shutdown()
         return 0
-    executor = MultiThreadedExecutor(num_threads=3)
-    executor.add_node(node)
-    try:
-        while rclpy.ok() and node.alive:
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    spin_node(node, MultiThreadedExecutor(num_threads=3), alive=lambda: node.alive)
+    return 1 if node.controller.crashed else 0
 
 
 if __name__ == '__main__':

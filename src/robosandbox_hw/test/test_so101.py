@@ -96,12 +96,25 @@ def test_a_bad_calibration_file_is_refused(tmp_path, content, message):
         load_calibration(path)
 
 
+def test_a_calibration_saved_by_lerobot_loads_unchanged(tmp_path):
+    import draccus
+    from lerobot.motors import MotorCalibration
+    saved = {name: MotorCalibration(id=i + 1, drive_mode=0, homing_offset=-30 + 10 * i,
+                                    range_min=800 + i, range_max=3200 - i)
+             for i, name in enumerate(JOINTS)}
+    path = tmp_path / 'my_arm.json'
+    with open(path, 'w') as f, draccus.config_type('json'):   # as Robot._save_calibration writes it
+        draccus.dump(saved, f, indent=4)
+    assert load_calibration(path) == saved
+
+
 def test_corrupt_status_packets_are_recovered_by_retry(emulator, calibration_file, kinematics):
     bus = make_bus(emulator, calibration_file, kinematics, retries=3)
     bus.connect()
     try:
         emulator.faults(2).corrupt_rate = 0.1
         emulator.faults(5).drop_rate = 0.05
+        emulator.faults(6).delay = 0.005             # slow, but inside the packet timeout
         for _ in range(40):
             assert np.all(np.isfinite(bus.read_positions()))
         assert bus.counters.retries > 0 and bus.counters.failures == 0
@@ -233,10 +246,11 @@ def test_an_overloaded_servo_releases_torque(arm, emulator):
 
 def test_shutdown_releases_torque(arm, emulator):
     process, client = arm()
+    client.wait(lambda: client.bus_status() is not None, 20.0, 'no diagnostics: not started')
     assert all(emulator.torque().values())
     process.child.process.send_signal(signal.SIGINT)
-    process.child.process.wait(timeout=20)
-    assert not any(emulator.torque().values())
+    assert process.child.process.wait(timeout=20) == 0, process.output.text()
+    assert not any(emulator.torque().values()), process.output.text()
 
 
 def test_a_missing_calibration_fails_before_torque_is_on(ros, emulator, tmp_path):

@@ -21,7 +21,7 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Pose
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 
 from rosgraph_msgs.msg import Clock
@@ -31,6 +31,7 @@ from std_srvs.srv import SetBool
 from robosandbox_control.arm_interface import ArmCommandInterface, joint_state_msg
 from robosandbox_control.parameters import declare_parameters
 from robosandbox_control.qos import CAMERA_INFO_QOS, IMAGE_QOS
+from robosandbox_control.spinning import spin_node
 from robosandbox_control.trajectory import JointLimits, TrajectoryFollower
 from robosandbox_msgs.msg import TaskStatus
 from robosandbox_msgs.srv import ResetSim, StepSim
@@ -353,16 +354,7 @@ def main(args=None) -> int:
         rclpy.logging.get_logger('sim').fatal(str(e))
         rclpy.try_shutdown()
         return 1
-    executor = MultiThreadedExecutor(num_threads=2)
-    executor.add_node(node)
-    try:
-        while rclpy.ok() and node.alive:
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(node, MultiThreadedExecutor(num_threads=2), alive=lambda: node.alive)
     return 1 if node.failed else 0
 
 
