@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+import time
 
 import rclpy
 from rclpy.node import Node
@@ -49,6 +50,9 @@ class EmulatorNode(Node):
                                f'calibration {path}')
 
     def destroy_node(self) -> None:
+        # A launch stops every node at once: keep answering a moment so the
+        # hardware node's torque-off on shutdown reaches the servos, as on an arm.
+        time.sleep(1.0)
         self.bus.stop()
         super().destroy_node()
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import logging
 import os
 from pathlib import Path
+import termios
 
 import numpy as np
 
@@ -33,6 +34,11 @@ MODEL = 'sts3215'
 # temperature, current, overload): the arm can no longer be trusted to hold.
 FATAL_STATUS_BITS = {0x01: 'voltage', 0x02: 'sensor', 0x04: 'temperature', 0x08: 'current',
                      0x20: 'overload'}
+
+
+# What a transaction can raise: LeRobot's ConnectionError/RuntimeError, and from a
+# vanished port pyserial's SerialException (an OSError) or termios.error.
+BUS_EXCEPTIONS = (OSError, RuntimeError, termios.error)
 
 
 class BusError(RuntimeError):
@@ -169,7 +175,7 @@ class So101Bus:
         for attempt in range(1 + self.config.retries):
             try:
                 return call()
-            except (OSError, RuntimeError) as e:    # OSError: pyserial's, a vanished port
+            except BUS_EXCEPTIONS as e:
                 error = e
                 # An exception inside the SDK leaves its port marked busy: every
                 # later transaction would fail with "Port is in use".

@@ -10,6 +10,7 @@ the bus's errors, retries, temperatures, voltages and loop rate.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -66,6 +67,25 @@ PARAMETERS = {
 }
 
 
+class _RosLogHandler(logging.Handler):
+    """Python logging of the ROS-free core (bus, controller) into the node's ROS log."""
+
+    def __init__(self, ros_logger):
+        super().__init__(logging.INFO)
+        self._ros = ros_logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info:
+            text += '\n' + logging.Formatter().formatException(record.exc_info)
+        if record.levelno >= logging.ERROR:
+            self._ros.error(text)
+        elif record.levelno >= logging.WARNING:
+            self._ros.warning(text)
+        else:
+            self._ros.info(text)
+
+
 def _stamp(t: float) -> Time:
     sec, nanosec = divmod(round(t * 1e9), 1_000_000_000)
     return Time(sec=int(sec), nanosec=int(nanosec))
@@ -75,6 +95,10 @@ class So101Node(Node):
 
     def __init__(self, **kwargs):
         super().__init__('so101', **kwargs)
+        core = logging.getLogger('robosandbox_hw')
+        core.setLevel(logging.INFO)
+        core.propagate = False
+        core.handlers = [_RosLogHandler(self.get_logger())]
         p = declare_parameters(self, PARAMETERS)
         robot = load_robot(p['robot'])
         kinematics = ArmKinematics(robot)
@@ -198,7 +222,11 @@ class So101Node(Node):
         return f'arm is in {mode.value}{why}; call {self.get_fully_qualified_name()}/enable'
 
     def _publish_state(self, stamp: float, position: np.ndarray, velocity: np.ndarray) -> None:
-        self.joint_pub.publish(joint_state_msg(self.limits.names, _stamp(stamp), position, velocity))
+        try:
+            self.joint_pub.publish(joint_state_msg(self.limits.names, _stamp(stamp), position, velocity))
+        except Exception:
+            if self.context.ok():
+                raise       # shutting down, the context is gone: the loop is about to stop
 
     def _on_emergency_stop(self, _request, response: Trigger.Response) -> Trigger.Response:
         problem = self.controller.emergency_stop()
