@@ -104,21 +104,24 @@ if [ "$(cat "$py_stamp" 2>/dev/null)" != "$py_hash" ]; then
 fi
 
 # --- Environment set by `source .venv/bin/activate`.
-marker='# >>> robosandbox environment >>>'
-if ! grep -qF "$marker" "$VENV/bin/activate"; then
-  cat >> "$VENV/bin/activate" <<'EOF'
+# Rewritten on every setup, so an existing venv gets what a newer checkout sets.
+sed -i '/^# >>> robosandbox environment >>>$/,/^# <<< robosandbox environment <<<$/d' "$VENV/bin/activate"
+{
+  cat <<'EOF'
 # >>> robosandbox environment >>>
 # The venv is the ROS prefix: ament index, interfaces and our packages live in it.
 export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 # Shared memory + TCP for large samples: camera images arrive in ~2 ms instead of ~12.
 export FASTDDS_BUILTIN_TRANSPORTS="${FASTDDS_BUILTIN_TRANSPORTS:-LARGE_DATA}"
+# Fast repair of lost reliable samples (see the file): no recorder drops.
+export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$VIRTUAL_ENV/share/robosandbox_bringup/config/fastdds.xml}"
 # Keep discovery on this machine unless the user says otherwise.
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 # Headless OpenGL for MuJoCo cameras.
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
 # <<< robosandbox environment <<<
 EOF
-fi
+} >> "$VENV/bin/activate"
 
 say "ready: source .venv/bin/activate"

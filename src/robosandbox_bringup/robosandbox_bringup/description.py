@@ -93,7 +93,7 @@ class Bringup:
 
     def launch_description(self):
         from launch import LaunchDescription
-        from launch.actions import DeclareLaunchArgument, Shutdown
+        from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable, Shutdown
         from launch.substitutions import LaunchConfiguration
         from launch_ros.actions import Node
 
@@ -110,6 +110,9 @@ class Bringup:
 
         actions = [DeclareLaunchArgument(a.name, default_value=a.default, description=a.description)
                    for a in self.arguments]
+        profile = self.share / 'config' / 'fastdds.xml'
+        if 'FASTDDS_DEFAULT_PROFILES_FILE' not in os.environ and profile.is_file():
+            actions.append(SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', str(profile)))
         for node in self.nodes:
             parameters = [str(self.share / p) for p in node.parameter_files]
             if node.parameters:

@@ -34,6 +34,9 @@ def ros_environment(env: dict[str, str] | None = None) -> dict[str, str]:
     if sys.prefix not in prefixes:
         prefixes.append(sys.prefix)
     env['AMENT_PREFIX_PATH'] = os.pathsep.join(prefixes)
+    profile = Path(sys.prefix) / 'share' / 'robosandbox_bringup' / 'config' / 'fastdds.xml'
+    if 'FASTDDS_DEFAULT_PROFILES_FILE' not in env and profile.is_file():
+        env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(profile)     # see that file for why
     env.setdefault('PYTHONUNBUFFERED', '1')
     env.setdefault('RCUTILS_LOGGING_BUFFERED_STREAM', '0')
     return env
