@@ -100,7 +100,11 @@ def test_the_recorded_targets_are_stamped_with_the_observation_they_answer(runs)
     images = scan.topics['/cameras/front/image_raw'].stamps
     # The policy ticks on camera images, on a 30 Hz grid: each target carries
     # the tick's stamp, within half a period of the image it answers.
-    nearest = np.abs(targets[:, None] - images[None, :]).min(axis=1)
+    # The stop can land between the policy's last target and the (larger, slower)
+    # image it answers reaching the recorder: judge targets within the images' span.
+    inside = targets[targets <= images[-1] + 0.5 / 30]
+    assert len(inside) >= len(targets) - 2
+    nearest = np.abs(inside[:, None] - images[None, :]).min(axis=1)
     assert nearest.max() <= 0.5 / 30 + 1e-6
     assert np.all(np.diff(targets) > 0)
 

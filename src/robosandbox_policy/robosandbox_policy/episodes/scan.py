@@ -2,15 +2,19 @@
 
 Stamps come straight from the CDR bytes (a ``std_msgs/Header`` or
 ``builtin_interfaces/Time`` first field sits at a fixed offset), so scanning a
-bag of images costs reading it, not decoding it. Messages without a stamp, or
-with a zero one, take the bag's log time. ``inspect`` prints this; ``export``
-plans its frames from it before it writes anything.
+bag of images costs reading it, not decoding it; and where the MCAP file has
+its index (every complete episode) and uncompressed chunks, not even that:
+the message indexes give each message's log time and position, and only the
+first 12 bytes of each message are read. Messages without a stamp, or with a
+zero one, take the bag's log time. ``inspect`` prints this; ``export`` plans
+its frames from it before it writes anything.
 """
 
 from __future__ import annotations
 
 from contextlib import closing
 from dataclasses import dataclass, field
+import os
 from pathlib import Path
 import struct
 
@@ -91,11 +95,54 @@ def message_time(read_stamp, data: bytes, log_ns: int) -> float:
 _DECODE_FIRST = (IMAGE, JOINT_STATE, JOINT_TRAJECTORY, 'sensor_msgs/msg/CameraInfo')
 
 
+def _indexed_messages(mcap_path: Path, topics: dict[str, str]):
+    """(topic, log time ns, the first 12 bytes of data, file offset of data, data size)
+    of every message, from the MCAP summary and message indexes; None where the file
+    has no usable index (a crashed writer, compressed chunks): then read it all."""
+    from mcap.reader import make_reader
+    out = []
+    with open(mcap_path, 'rb') as f:
+        try:
+            summary = make_reader(f).get_summary()
+        except Exception:       # noqa: BLE001 - damaged footer: the full read reports it
+            return None
+        if summary is None or not summary.chunk_indexes or \
+                any(c.compression for c in summary.chunk_indexes):
+            return None
+        channel_topic = {cid: ch.topic for cid, ch in summary.channels.items()}
+        for chunk in summary.chunk_indexes:
+            # Chunk record: opcode, length, start/end time, uncompressed size, crc,
+            # compression string (empty), records length; then the records.
+            records = chunk.chunk_start_offset + 1 + 8 + 8 + 8 + 8 + 4 + 4 + 0 + 8
+            f.seek(chunk.chunk_start_offset + chunk.chunk_length)
+            index = f.read(chunk.message_index_length)
+            pos = 0
+            while pos + 15 <= len(index):
+                _opcode, length, channel = struct.unpack_from('<BQH', index, pos)
+                (count_bytes,) = struct.unpack_from('<I', index, pos + 11)
+                pairs = np.frombuffer(index, dtype='<u8', count=count_bytes // 8, offset=pos + 15)
+                topic = channel_topic[channel]
+                for log_time, offset in pairs.reshape(-1, 2).tolist():
+                    # Message record: opcode, length, channel, sequence, log and publish
+                    # time (31 bytes), then the data, whose first 12 bytes hold the stamp.
+                    start = records + offset
+                    head = os.pread(f.fileno(), 43, start)
+                    (record_length,) = struct.unpack_from('<Q', head, 1)
+                    out.append((topic, log_time, head[31:], start + 31, record_length - 22))
+                pos += 9 + length
+    order = sorted(range(len(out)), key=lambda i: out[i][1])    # the bag's log-time order
+    return [out[i] for i in order if out[i][0] in topics]
+
+
 def scan_episode(bag: Path, require_complete: bool = True) -> EpisodeScan:
     """Scan an episode bag; errors name the bag."""
     bag = Path(bag)
     scan = EpisodeScan(bag, read_info(bag))
     with closing(open_reader(bag, require_complete)) as reader:
+        types = {c.topic: c.msgtype for c in reader.connections}
+        indexed = _indexed_messages(bag / f'{bag.name}.mcap', types)
+        if indexed is not None:
+            return _scan_indexed(scan, indexed, types, bag / f'{bag.name}.mcap')
         readers, stamps, logs, first = {}, {}, {}, {}
         for c in reader.connections:
             readers[c.topic] = stamp_reader(c.msgtype)
@@ -114,4 +161,24 @@ def scan_episode(bag: Path, require_complete: bool = True) -> EpisodeScan:
             scan.topics[c.topic] = TopicScan(
                 c.topic, c.msgtype, np.asarray(stamps[c.topic]), np.asarray(logs[c.topic]),
                 first.get(c.topic))
+    return scan
+
+
+def _scan_indexed(scan: EpisodeScan, messages, types: dict[str, str], mcap_path: Path) -> EpisodeScan:
+    readers = {t: stamp_reader(m) for t, m in types.items()}
+    stamps = {t: [] for t in types}
+    logs = {t: [] for t in types}
+    first = {}
+    for topic, log_ns, head, offset, size in messages:
+        logs[topic].append(log_ns * 1e-9)
+        stamps[topic].append(message_time(readers[topic], head, log_ns))
+        if topic not in first and types[topic] in _DECODE_FIRST:
+            first[topic] = (offset, size)
+    with open(mcap_path, 'rb') as f:
+        for topic, (offset, size) in first.items():
+            f.seek(offset)
+            first[topic] = decode(f.read(size), types[topic])
+    for topic, msgtype in types.items():
+        scan.topics[topic] = TopicScan(topic, msgtype, np.asarray(stamps[topic]),
+                                       np.asarray(logs[topic]), first.get(topic))
     return scan
