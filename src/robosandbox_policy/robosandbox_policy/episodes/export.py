@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from contextlib import closing, suppress
 from dataclasses import dataclass, field
+import os
 from pathlib import Path
 import queue
 import shutil
@@ -193,6 +194,9 @@ def read_frames(plan: EpisodePlan, units: JointUnits, options: ExportOptions) ->
     feature = {options.state_topic: STATE, options.action_topic: ACTION}
     feature.update({topic: IMAGE_FEATURE.format(cam) for cam, topic in plan.cameras.items()})
     picks = plan.picks
+    if all(plan.scan.topics[t].offsets is not None for t in picks):
+        yield from _read_frames_indexed(plan, decoders, feature)
+        return
     wanted = {t: set(p.tolist()) for t, p in picks.items()}
     # keep_from[t][k]: the smallest message index frame k or a later one uses.
     keep_from = {t: np.minimum.accumulate(p[::-1])[::-1] for t, p in picks.items()}
@@ -271,6 +275,34 @@ def prefetched(frames: Iterator[dict], depth: int = 8) -> Iterator[dict]:
         reader.join()
         with suppress(Exception):
             frames.close()
+
+
+def _read_frames_indexed(plan: EpisodePlan, decoders: dict, feature: dict) -> Iterator[dict]:
+    """``read_frames`` for a bag scanned through its MCAP index: each picked
+    message is read where the scan found it, and nothing else (another camera's
+    images, unused states) is read at all."""
+    last: dict[str, tuple[int, object]] = {t: (-1, None) for t in plan.picks}
+    mcap = plan.scan.bag / f'{plan.scan.bag.name}.mcap'
+    try:
+        with open(mcap, 'rb') as f:
+            for k in range(plan.frames):
+                frame = {}
+                for t, p in plan.picks.items():
+                    i = int(p[k])
+                    if last[t][0] != i:
+                        topic = plan.scan.topics[t]
+                        data = os.pread(f.fileno(), int(topic.sizes[i]), int(topic.offsets[i]))
+                        if len(data) != topic.sizes[i]:
+                            raise EOFError(f'{t} message {i} is cut short')
+                        last[t] = (i, decoders[t](data))
+                    frame[feature[t]] = last[t][1]
+                frame['task'] = plan.task
+                yield frame
+    except ExportError:
+        raise
+    except Exception as e:
+        raise ExportError(f'episode {plan.scan.name}: corrupt bag ({type(e).__name__}: {e})') \
+            from None
 
 
 @dataclass

@@ -36,6 +36,10 @@ class TopicScan:
     stamps: np.ndarray                 # s: header stamp, else log time
     log_times: np.ndarray              # s
     first: object = None               # the first message, decoded (small types and images)
+    # Where each message's data lies in the MCAP file: known when the scan went
+    # through the index, so a reader can fetch exactly the messages it wants.
+    offsets: np.ndarray | None = None
+    sizes: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -168,10 +172,12 @@ def _scan_indexed(scan: EpisodeScan, messages, types: dict[str, str], mcap_path:
     readers = {t: stamp_reader(m) for t, m in types.items()}
     stamps = {t: [] for t in types}
     logs = {t: [] for t in types}
+    where = {t: [] for t in types}
     first = {}
     for topic, log_ns, head, offset, size in messages:
         logs[topic].append(log_ns * 1e-9)
         stamps[topic].append(message_time(readers[topic], head, log_ns))
+        where[topic].append((offset, size))
         if topic not in first and types[topic] in _DECODE_FIRST:
             first[topic] = (offset, size)
     with open(mcap_path, 'rb') as f:
@@ -179,6 +185,8 @@ def _scan_indexed(scan: EpisodeScan, messages, types: dict[str, str], mcap_path:
             f.seek(offset)
             first[topic] = decode(f.read(size), types[topic])
     for topic, msgtype in types.items():
+        spots = np.asarray(where[topic], dtype=np.int64).reshape(-1, 2)
         scan.topics[topic] = TopicScan(topic, msgtype, np.asarray(stamps[topic]),
-                                       np.asarray(logs[topic]), first.get(topic))
+                                       np.asarray(logs[topic]), first.get(topic),
+                                       offsets=spots[:, 0], sizes=spots[:, 1])
     return scan
