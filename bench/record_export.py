@@ -12,9 +12,10 @@
            camera (front, 480x640), in its own process: frames/s and peak
            memory (short vs long episode); and, side by side in this run,
            LeRobot's own writer fed the same number of 480x640 frames from
-           memory with the same settings (the baseline).
+           memory with the same settings (the baseline); --repeat alternating
+           runs of each, medians reported.
 
-Usage:  python bench/record_export.py [--duration 60] [--short 20]
+Usage:  python bench/record_export.py [--duration 60] [--short 20] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -225,21 +226,32 @@ def main() -> int:
     parser.add_argument('--duration', type=float, default=60.0)
     parser.add_argument('--short', type=float, default=20.0)
     parser.add_argument('--source', choices=('synthetic', 'sim'), default='synthetic')
+    parser.add_argument('--repeat', type=int, default=3, help='export runs per episode (medians)')
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix='bench_record_'))
     try:
         bags = record(work / 'runs', [args.short, args.duration], args.source)
         for bag in bags:
-            _, rss, out = measure([sys.executable, '-c', EXPORT_TIMING, str(bag),
-                                   str(work / f'ds_{bag.name}')])
-            frames, seconds = parse(out)
-            _, base_rss, base_out = measure([sys.executable, '-c', BASELINE, str(frames),
-                                             str(work / f'base_{bag.name}')])
-            base_frames, base_seconds = parse(base_out)
-            ours, theirs = frames / seconds, base_frames / base_seconds
-            print(f'export {frames} frames (front 480x640): {ours:.1f} frames/s, peak RSS {rss:.0f} MB; '
-                  f"LeRobot's writer from memory: {theirs:.1f} frames/s, peak RSS {base_rss:.0f} MB; "
-                  f'ratio {ours / theirs:.2f}')
+            # Ours and the baseline alternate, --repeat times each: the medians, and
+            # the median of the per-pair ratios, damp the noise of a shared 2-core box.
+            ours, theirs, ratios, rss, base_rss = [], [], [], 0.0, 0.0
+            for k in range(args.repeat):
+                _, peak, out = measure([sys.executable, '-c', EXPORT_TIMING, str(bag),
+                                        str(work / f'ds_{bag.name}_{k}')])
+                frames, seconds = parse(out)
+                _, base_peak, base_out = measure([sys.executable, '-c', BASELINE, str(frames),
+                                                  str(work / f'base_{bag.name}_{k}')])
+                base_frames, base_seconds = parse(base_out)
+                ours.append(frames / seconds)
+                theirs.append(base_frames / base_seconds)
+                ratios.append(ours[-1] / theirs[-1])
+                rss, base_rss = max(rss, peak), max(base_rss, base_peak)
+                shutil.rmtree(work / f'ds_{bag.name}_{k}', ignore_errors=True)
+                shutil.rmtree(work / f'base_{bag.name}_{k}', ignore_errors=True)
+            print(f'export {frames} frames (front 480x640), {args.repeat} runs: median '
+                  f'{np.median(ours):.1f} frames/s, peak RSS {rss:.0f} MB; LeRobot\'s writer from '
+                  f'memory: median {np.median(theirs):.1f} frames/s, peak RSS {base_rss:.0f} MB; '
+                  f'ratio median {np.median(ratios):.2f} (runs: {", ".join(f"{r:.2f}" for r in ratios)})')
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
