@@ -22,8 +22,7 @@ import rclpy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import CameraInfo, Image
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import Trigger
 
 from robosandbox_control.arm_interface import ArmCommandInterface, joint_state_msg

@@ -12,6 +12,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 import numpy as np
 import pytest
 
+from robosandbox_bringup.processes import NodeProcess
 from robosandbox_hw.controller import GoalLimiter, SafetyLimits
 from robosandbox_hw.emulator import HOMING_OFFSET, LOCK, MIN_LIMIT
 from robosandbox_hw.so101_bus import BusError, CalibrationError, load_calibration, So101Bus, So101BusConfig
@@ -54,10 +55,12 @@ def test_connect_writes_the_lerobot_calibration_and_moves_in_radians(emulator, c
         servo = emulator.servos[2]
         assert int.from_bytes(servo.regs[MIN_LIMIT:MIN_LIMIT + 2], 'little') == \
             calibration['shoulder_lift']['range_min']
-        assert servo.regs[LOCK] == 0 or servo.regs[LOCK] == 1
+        # Connected means torque off and EEPROM unlocked, as LeRobot leaves a torque-off arm.
+        assert servo.regs[LOCK] == 0 and not any(emulator.torque().values())
         start = bus.read_positions()
         assert np.all(np.abs(start) < 0.3)            # the emulated arm rests mid-range
         bus.set_torque(True)
+        assert servo.regs[LOCK] == 1 and all(emulator.torque().values())
         bus.write_goals(POSE)
         assert wait_for(lambda: np.allclose(bus.read_positions(), POSE, atol=0.01), 3.0), \
             bus.read_positions()
@@ -254,7 +257,6 @@ def test_shutdown_releases_torque(arm, emulator):
 
 
 def test_a_missing_calibration_fails_before_torque_is_on(ros, emulator, tmp_path):
-    from robosandbox_bringup.processes import NodeProcess
     process = NodeProcess('robosandbox_hw', 'so101_node', f'port:={emulator.port}',
                           f'calibration_file:={tmp_path / "none.json"}')
     assert process.child.process.wait(timeout=60) == 1
