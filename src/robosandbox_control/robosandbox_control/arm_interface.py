@@ -21,6 +21,7 @@ import threading
 import time
 from typing import Callable
 
+from builtin_interfaces.msg import Time
 import numpy as np
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
@@ -40,6 +41,22 @@ FEEDBACK_PERIOD = 0.05  # s, wall time
 def to_seconds(t) -> float:
     """Seconds of a ``builtin_interfaces`` Time or Duration (or anything with sec, nanosec)."""
     return t.sec + t.nanosec * 1e-9
+
+
+def split_seconds(t: float) -> tuple[int, int]:
+    """Seconds and nanoseconds of ``t``, rounded to the nanosecond as one number.
+
+    Rounding the fraction alone turns 2.9999999999 into 2 s + 1e9 ns, which
+    wraps to 2.0: time would run backwards.
+    """
+    sec, nanosec = divmod(round(t * 1e9), 1_000_000_000)
+    return int(sec), int(nanosec)
+
+
+def time_msg(t: float) -> Time:
+    """A ``builtin_interfaces`` Time of ``t`` seconds: the inverse of :func:`to_seconds`."""
+    sec, nanosec = split_seconds(t)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 def _doubles(values) -> array:
@@ -185,8 +202,9 @@ class ArmCommandInterface:
                 response.success = True
                 response.message = f'home reached in {duration:.1f} s of motion'
                 return response
-            if self._refusal():
-                response.success, response.message = False, self._refusal()
+            refusal = self._refusal()
+            if refusal:
+                response.success, response.message = False, refusal
                 return response
         worst = int(np.argmax(error))
         response.success = False

@@ -99,7 +99,7 @@ class So101Controller:
 
     def __init__(self, bus: So101Bus, limits: SafetyLimits, config: ControllerConfig,
                  follower: TrajectoryFollower, lock: threading.Lock,
-                 stream_stalled: Callable[[], bool],
+                 stream_stalled: Callable[[float], bool],
                  on_state: Callable[[float, np.ndarray, np.ndarray], None]):
         self.bus = bus
         self.config = config
@@ -262,7 +262,7 @@ class So101Controller:
             self.failures_in_a_row = 0
             return
         with self.lock:
-            if self.follower.active and self._stream_stalled():
+            if self._stream_stalled(self.config.command_timeout):
                 self.follower.hold()
                 self.watchdog_trips += 1
                 logger.warning('watchdog: no command for %.2f s mid-trajectory; holding',

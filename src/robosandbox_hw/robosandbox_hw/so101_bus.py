@@ -174,6 +174,10 @@ class So101Bus:
         self.counters.transactions += 1
         for attempt in range(1 + self.config.retries):
             try:
+                # A status packet that arrived after its transaction timed out would be
+                # read as the answer to this one (same servo id, other register): a
+                # stale position taken for Status bits looks like a protection fault.
+                self.driver.port_handler.ser.reset_input_buffer()
                 return call()
             except BUS_EXCEPTIONS as e:
                 error = e

@@ -15,7 +15,6 @@ import os
 import threading
 import time
 
-from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 import rclpy
@@ -25,7 +24,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import Trigger
 
-from robosandbox_control.arm_interface import ArmCommandInterface, joint_state_msg
+from robosandbox_control.arm_interface import ArmCommandInterface, joint_state_msg, time_msg
 from robosandbox_control.parameters import declare_parameters
 from robosandbox_control.qos import CAMERA_INFO_QOS, IMAGE_QOS
 from robosandbox_control.spinning import spin_node
@@ -83,11 +82,6 @@ class _RosLogHandler(logging.Handler):
             self._ros.warning(text)
         else:
             self._ros.info(text)
-
-
-def _stamp(t: float) -> Time:
-    sec, nanosec = divmod(round(t * 1e9), 1_000_000_000)
-    return Time(sec=int(sec), nanosec=int(nanosec))
 
 
 class So101Node(Node):
@@ -152,7 +146,7 @@ class So101Node(Node):
                              max_consecutive_failures=p['max_consecutive_failures'],
                              on_error=p['on_error'], command_timeout=p['command_timeout']),
             self.follower, self.lock,
-            stream_stalled=lambda: self.commands.stream_stalled(p['command_timeout']),
+            stream_stalled=self.commands.stream_stalled,
             on_state=self._publish_state)
         self.cameras = self._open_cameras(p)
         self.controller.start(enable=p['enable_on_start'])
@@ -201,7 +195,7 @@ class So101Node(Node):
                 return
             image = Image(height=rgb.shape[0], width=rgb.shape[1], encoding='rgb8',
                           step=3 * rgb.shape[1], data=rgb.tobytes())
-            image.header.stamp, image.header.frame_id = _stamp(stamp), info.header.frame_id
+            image.header.stamp, image.header.frame_id = time_msg(stamp), info.header.frame_id
             info.header.stamp = image.header.stamp
             image_pub.publish(image)
             info_pub.publish(info)
@@ -222,7 +216,7 @@ class So101Node(Node):
 
     def _publish_state(self, stamp: float, position: np.ndarray, velocity: np.ndarray) -> None:
         try:
-            self.joint_pub.publish(joint_state_msg(self.limits.names, _stamp(stamp), position, velocity))
+            self.joint_pub.publish(joint_state_msg(self.limits.names, time_msg(stamp), position, velocity))
         except Exception:
             if self.context.ok():
                 raise       # shutting down, the context is gone: the loop is about to stop

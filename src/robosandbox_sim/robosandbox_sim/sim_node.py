@@ -28,7 +28,8 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import SetBool
 
-from robosandbox_control.arm_interface import ArmCommandInterface, joint_state_msg
+from robosandbox_control.arm_interface import (
+    ArmCommandInterface, joint_state_msg, split_seconds, time_msg)
 from robosandbox_control.parameters import declare_parameters
 from robosandbox_control.qos import CAMERA_INFO_QOS, IMAGE_QOS
 from robosandbox_control.spinning import spin_node
@@ -64,21 +65,6 @@ class _Request:
     args: tuple
     done: threading.Event
     error: str = ''
-
-
-def _split_time(t: float) -> tuple[int, int]:
-    """Seconds and nanoseconds of ``t``, rounded to the nanosecond as one number.
-
-    Rounding the fraction alone turns 2.9999999999 into 2 s + 1e9 ns, which
-    wraps to 2.0: time would run backwards.
-    """
-    sec, nanosec = divmod(round(t * 1e9), 1_000_000_000)
-    return int(sec), int(nanosec)
-
-
-def _stamp(t: float) -> Time:
-    sec, nanosec = _split_time(t)
-    return Time(sec=sec, nanosec=nanosec)
 
 
 class SimNode(Node):
@@ -166,7 +152,7 @@ class SimNode(Node):
         else:
             error = self._submit('step', int(req.steps))
             res.success, res.message = not error, error or f'stepped {req.steps}'
-        res.sim_time = _stamp(self.sim.time)
+        res.sim_time = time_msg(self.sim.time)
         return res
 
     def _on_pause(self, req: SetBool.Request, res: SetBool.Response):
@@ -216,12 +202,12 @@ class SimNode(Node):
         stepped = time.perf_counter()
         t = self.sim.time
         # Reuse one Clock message: building two messages per step costs more than the step.
-        self._clock_msg.clock.sec, self._clock_msg.clock.nanosec = _split_time(t)
+        self._clock_msg.clock.sec, self._clock_msg.clock.nanosec = split_seconds(t)
         self.clock_pub.publish(self._clock_msg)
         if t < self._next_event:
             return
         self._clock_listeners = self.clock_pub.get_subscription_count() > 0
-        stamp = _stamp(t)
+        stamp = time_msg(t)
         due = [k for k, when in self._next.items() if t >= when - 1e-9]
         for k in due:
             # Next period; after a stall (reset, slow render) skip, don't burst.

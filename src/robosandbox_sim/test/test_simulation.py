@@ -101,8 +101,8 @@ def test_joint_limits_match_the_model(sim):
 
 
 def test_sim_time_splits_without_running_backwards():
-    from robosandbox_sim.sim_node import _split_time
-    assert _split_time(2.9999999999) == (3, 0)
-    assert _split_time(2.002) == (2, 2_000_000)
-    steps = [_split_time(k * 0.002) for k in range(5000)]
+    from robosandbox_control.arm_interface import split_seconds
+    assert split_seconds(2.9999999999) == (3, 0)
+    assert split_seconds(2.002) == (2, 2_000_000)
+    steps = [split_seconds(k * 0.002) for k in range(5000)]
     assert all(a < b for a, b in zip(steps, steps[1:]))
