@@ -9,6 +9,7 @@ if os.environ.get('ROBOSANDBOX_CONTRACT_BACKEND') != 'running':
     os.environ['ROS_DOMAIN_ID'] = str(100 + os.getpid() % 100)
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ['HF_HUB_OFFLINE'] = '1'
+os.environ['PYTHONFAULTHANDLER'] = '1'     # a hung node aborted by a test shows its stacks
 os.environ['MUJOCO_GL'] = os.environ.get('MUJOCO_GL', 'egl')
 os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
 os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')

@@ -214,5 +214,28 @@ class NodeProcess:
     def returncode(self) -> int | None:
         return self.child.process.poll()
 
+    def interrupt(self, timeout: float = 20.0) -> int:
+        """Ctrl-C the node; its exit status. A node still running after ``timeout`` s
+        is aborted and TimeoutError carries its output (see :meth:`abort`)."""
+        self.child.process.send_signal(signal.SIGINT)
+        try:
+            return self.child.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f'{self.child.name} still running {timeout:g} s after SIGINT:\n'
+                               + self.abort()) from None
+
+    def abort(self) -> str:
+        """Kill a stuck node with SIGABRT; all its output. With PYTHONFAULTHANDLER
+        set (the tests set it) that output ends with every thread's stack."""
+        if self.child.process.poll() is None:
+            self.child.process.send_signal(signal.SIGABRT)
+            try:
+                self.child.process.wait(SIGTERM_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.child.process.kill()
+                self.child.process.wait()
+        self.child.reader.join(timeout=2.0)
+        return self.output.text()
+
     def close(self) -> None:
         self._group.shutdown()

@@ -45,5 +45,10 @@ def spin_node(node: Node, executor: Executor | None = None, alive=None) -> int:
         pass
     finally:
         node.destroy_node()
+        # Ctrl-C raises KeyboardInterrupt wherever the main thread is, even inside
+        # the thread pool while it starts a worker: that worker then misses
+        # Python's exit-time wake-up and the process never exits. Shutting the
+        # executor down wakes every worker of its pool.
+        executor.shutdown()
         rclpy.try_shutdown()
     return 0

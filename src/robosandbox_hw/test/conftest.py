@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -83,8 +84,9 @@ class ArmClient:
     def spin(self, seconds: float) -> None:
         spin_until(self.node, lambda: False, seconds)
 
-    def wait(self, condition, timeout: float, what: str = '') -> None:
-        assert spin_until(self.node, condition, timeout), what
+    def wait(self, condition, timeout: float, what: str | Callable[[], str] = '') -> None:
+        """Spin until ``condition()``; else fail with ``what`` (a callable: read then)."""
+        assert spin_until(self.node, condition, timeout), what() if callable(what) else what
 
     def position(self) -> np.ndarray:
         assert self.states, 'no joint_states received'
@@ -142,8 +144,8 @@ def arm(ros, emulator, calibration_file):
         process = start_so101(emulator.port, calibration_file, *params)
         client = ArmClient()
         started.append((process, client))
-        if wait:
-            client.wait(lambda: client.states, 60.0, process.output.text())
+        if wait and not spin_until(client.node, lambda: client.states, 60.0):
+            pytest.fail(f'no joint_states from so101_node in 60 s:\n{process.abort()}')
         return process, client
     yield start
     for process, client in started:

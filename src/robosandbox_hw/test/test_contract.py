@@ -65,7 +65,7 @@ def backend(request, ros, arm_client, kinematics, camera_video, tmp_path_factory
                                     qos_profile_sensor_data)
     client.node.create_subscription(CameraInfo, 'cameras/front/camera_info', client.infos.append,
                                     qos_profile_sensor_data)
-    client.wait(lambda: client.states, 90.0, process.output.text() if process else 'no joint_states')
+    client.wait(lambda: client.states, 90.0, process.output.text if process else 'no joint_states')
     client.process = process
     yield client
     client.close()

@@ -5,7 +5,6 @@ feetech-servo-sdk and pyserial) opens it as it opens a USB adapter.
 """
 
 import json
-import signal
 import time
 
 from diagnostic_msgs.msg import DiagnosticStatus
@@ -226,7 +225,7 @@ def test_a_dead_servo_puts_the_arm_in_the_error_state(arm, emulator, on_error, t
     process, client = arm(f'on_error:={on_error}', 'max_consecutive_failures:=3')
     emulator.faults(3).dead = True
     client.wait(lambda: client.bus_status() is not None and client.bus_status().level == DiagnosticStatus.ERROR, 10.0,
-                process.output.text())
+                process.output.text)
     assert 'bus cycles failed' in client.bus_status().message
     live = {i: on for i, on in emulator.torque().items() if i != 3}
     assert all(on == torque_after for on in live.values()), live
@@ -243,7 +242,7 @@ def test_an_overloaded_servo_releases_torque(arm, emulator):
     process, client = arm()
     emulator.faults(2).overload = True
     client.wait(lambda: client.bus_status() is not None and 'overload' in client.bus_status().message,
-                10.0, process.output.text())
+                10.0, process.output.text)
     assert not any(emulator.torque().values())
 
 
@@ -251,8 +250,7 @@ def test_shutdown_releases_torque(arm, emulator):
     process, client = arm()
     client.wait(lambda: client.bus_status() is not None, 20.0, 'no diagnostics: not started')
     assert all(emulator.torque().values())
-    process.child.process.send_signal(signal.SIGINT)
-    assert process.child.process.wait(timeout=20) == 0, process.output.text()
+    assert process.interrupt(timeout=20) == 0, process.output.text()
     assert not any(emulator.torque().values()), process.output.text()
 
 

@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -159,8 +158,7 @@ def test_start_stop_reports_counts_and_refuses_double_starts(recorder):
 def test_sigint_mid_episode_closes_the_bag_marked_incomplete(recorder):
     bag = start_episode(recorder, task='pick_cube', name='interrupted')
     time.sleep(1.0)
-    recorder.rec.child.process.send_signal(signal.SIGINT)
-    recorder.rec.child.process.wait(timeout=30)
+    assert recorder.rec.interrupt(timeout=30) == 0
     info = read_info(bag)
     assert info.status == 'incomplete' and info.success == 'unknown'
     assert 'shut down mid-episode' in info.end_reason
