@@ -53,12 +53,18 @@ class SafetyLimits:
 
 
 class GoalLimiter:
-    """Turns the follower's targets into goals the servos may take this tick."""
+    """Turns the follower's targets into goals the servos may take this tick.
+
+    ``max_dt`` caps the time one step may cover: after a stall (a loaded
+    machine, a slow bus) a step of the whole elapsed time would move the goal
+    in one jump, which the servos take at their full speed.
+    """
 
     REACHED = 1e-3                     # rad
 
-    def __init__(self, limits: SafetyLimits):
+    def __init__(self, limits: SafetyLimits, max_dt: float):
         self.limits = limits
+        self.max_dt = max_dt
         self.goal = np.zeros(len(limits.lower))
         self.ramping = True
         self._start = self.goal.copy()
@@ -71,7 +77,7 @@ class GoalLimiter:
     def step(self, target: np.ndarray, dt: float) -> np.ndarray:
         target = np.clip(target, self.limits.lower, self.limits.upper)
         speed = self.limits.first_motion_velocity if self.ramping else self.limits.max_velocity
-        reach = np.asarray(speed * dt)
+        reach = np.asarray(speed * min(dt, self.max_dt))
         self.goal = self.goal + np.clip(target - self.goal, -reach, reach)
         if (self.ramping and np.max(np.abs(target - self._start)) > self.REACHED
                 and np.max(np.abs(target - self.goal)) < self.REACHED):
@@ -103,7 +109,7 @@ class So101Controller:
                  on_state: Callable[[float, np.ndarray, np.ndarray], None]):
         self.bus = bus
         self.config = config
-        self.limiter = GoalLimiter(limits)
+        self.limiter = GoalLimiter(limits, max_dt=2.0 / config.rate)
         self.follower = follower
         self.lock = lock                   # guards follower (shared with the command interface)
         self._stream_stalled = stream_stalled

@@ -140,7 +140,7 @@ def test_a_dead_servo_fails_the_read_after_its_retries(emulator, calibration_fil
 def test_goal_limiter_ramps_the_first_motion_then_limits_velocity():
     limits = SafetyLimits(lower=np.full(2, -2.0), upper=np.full(2, 2.0),
                           max_velocity=np.array([1.0, 2.0]), first_motion_velocity=0.1)
-    limiter = GoalLimiter(limits)
+    limiter = GoalLimiter(limits, max_dt=0.2)
     limiter.reset(np.zeros(2))
     target = np.array([0.5, 3.0])                     # beyond the upper limit for joint 2
     goal = limiter.step(target, 0.1)
@@ -151,6 +151,8 @@ def test_goal_limiter_ramps_the_first_motion_then_limits_velocity():
     assert not limiter.ramping
     goal = limiter.step(np.array([-0.5, -2.0]), 0.1)
     np.testing.assert_allclose(goal, [0.4, 1.8])      # then each joint at its own limit
+    goal = limiter.step(np.array([-0.5, -2.0]), 5.0)   # a tick 5 s late (the loop stalled)
+    np.testing.assert_allclose(goal, [0.2, 1.4])      # moves max_dt's worth, no jump
 
 
 # --- the node through ROS ----------------------------------------------------------------
