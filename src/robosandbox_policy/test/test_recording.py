@@ -251,6 +251,12 @@ def test_frames_take_the_latest_message_up_to_half_a_frame_ahead():
 
 # Export ----------------------------------------------------------------------
 
+def video_frames(path) -> int:
+    import av
+    with av.open(str(path)) as container:
+        return container.streams.video[0].frames
+
+
 def test_export_writes_a_lerobot_dataset_that_lerobot_loads(dataset):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
     root, report = dataset
@@ -264,6 +270,8 @@ def test_export_writes_a_lerobot_dataset_that_lerobot_loads(dataset):
     assert list(ds.meta.tasks.index) == ['pick up the red cube']
     lengths = list(ds.meta.episodes['length'])
     assert lengths == [p.frames for p in report.episodes]
+    for key in ds.meta.video_keys:          # every frame reached the video: none dropped
+        assert sum(video_frames(f) for f in (root / 'videos' / key).rglob('*.mp4')) == ds.num_frames
     frame = ds[lengths[0] // 2]
     assert tuple(frame['observation.images.front'].shape) == (3, 120, 160)
     assert float(frame['observation.images.front'].std()) > 0.01      # a real picture

@@ -378,12 +378,15 @@ def export(paths, dataset_dir: Path, options: ExportOptions = ExportOptions(),
         from tqdm import tqdm
         bar = tqdm(total=report.frames, unit='frame', disable=not options.progress,
                    file=sys.stderr)
+        pace = EncoderPace(dataset)
         try:
             for plan in plans:
                 bar.set_description(plan.scan.name[-40:])
                 for frame in prefetched(read_frames(plan, units, options)):
+                    pace.wait_for_room()
                     dataset.add_frame(frame)
                     bar.update()
+                pace.check_nothing_dropped(plan.scan.name)
                 dataset.save_episode()
         except BaseException:
             # Stop LeRobot's encoder threads; the half-written copy is deleted below.
@@ -399,6 +402,31 @@ def export(paths, dataset_dir: Path, options: ExportOptions = ExportOptions(),
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+class EncoderPace:
+    """Frames for LeRobot's streaming video encoder only as fast as it takes them.
+
+    Its ``feed_frame`` gives a full camera queue 0.1 s, then drops the frame
+    with a warning: right for a live camera, which cannot wait, wrong for an
+    export, which can (a loaded machine stalls the encoder that long). So each
+    frame waits for room in every camera's queue first, and an episode that
+    lost a frame anyway fails the export. The queues are LeRobot's internals
+    (pinned version): where they are absent nothing waits, and nothing is checked.
+    """
+
+    def __init__(self, dataset):
+        self._encoder = getattr(dataset.writer, '_streaming_encoder', None)
+
+    def wait_for_room(self) -> None:
+        for frames in getattr(self._encoder, '_frame_queues', {}).values():
+            while frames.full():
+                time.sleep(0.002)
+
+    def check_nothing_dropped(self, episode: str) -> None:
+        dropped = sum(getattr(self._encoder, '_dropped_frames', {}).values())
+        if dropped:
+            raise ExportError(f'episode {episode}: LeRobot\'s video encoder dropped {dropped} frames')
 
 
 def _open_dataset(root: Path, existing: Path, repo_id: str, features: dict,
