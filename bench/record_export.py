@@ -10,12 +10,14 @@
            instead (its rendering then competes with the recorder for the CPU).
   export   ``robosandbox export-lerobot`` of each recorded episode with one
            camera (front, 480x640), in its own process: frames/s and peak
-           memory (short vs long episode); and, side by side in this run,
-           LeRobot's own writer fed the same number of 480x640 frames from
-           memory with the same settings (the baseline); --repeat alternating
-           runs of each, medians reported.
+           memory (short vs long episode). Side by side in this run, two
+           baselines get the very same frames from memory, so only the reading
+           differs: LeRobot's writer as ``LeRobotDataset.create`` comes (each
+           frame a PNG, the video encoded at save_episode), and LeRobot's
+           writer with streaming encoding, the mode our export uses (its
+           ceiling). --repeat alternating rounds, medians reported.
 
-Usage:  python bench/record_export.py [--duration 60] [--short 20] [--repeat 3]
+Usage:  python bench/record_export.py [--duration 60] [--short 20] [--repeat 3] [--bag BAG ...]
 """
 
 from __future__ import annotations
@@ -193,27 +195,34 @@ BASELINE = '''
 import sys, time
 import numpy as np
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
-n, root = int(sys.argv[1]), sys.argv[2]
-h, w = 480, 640
-features = {
-    'observation.state': {'dtype': 'float32', 'shape': (6,), 'names': None},
-    'action': {'dtype': 'float32', 'shape': (6,), 'names': None},
-    'observation.images.front': {'dtype': 'video', 'shape': (h, w, 3),
-                                 'names': ['height', 'width', 'channels']},
-}
-# Distinct, compressible-like frames (a moving gradient), made before timing.
-base = np.linspace(0, 255, w, dtype=np.float32)[None, :, None].repeat(h, 0).repeat(3, 2)
-frames = [((base + 4 * i) % 256).astype(np.uint8) for i in range(min(n, 120))]
+from robosandbox_policy.episodes import export as ex
+bag, root, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+options = ex.ExportOptions(cameras=('/cameras/front/image_raw',), include_all=True)
+plans, _ = ex.plan_export([bag], options)
+units = ex._units(options, plans[0].joint_names)
+# The very frames the export writes, in memory before the clock starts: the
+# encoder gets the same pictures, so only the reading differs.
+frames = [{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in f.items()}
+          for f in ex.read_frames(plans[0], units, options)]
 t0 = time.perf_counter()
-ds = LeRobotDataset.create('local/baseline', 30, features, root=root, use_videos=True,
-                           streaming_encoding=True)
-for i in range(n):
-    ds.add_frame({'observation.state': np.zeros(6, np.float32), 'action': np.zeros(6, np.float32),
-                  'observation.images.front': frames[i % len(frames)], 'task': 'bench'})
+# 'default': LeRobotDataset.create as it comes (each frame a PNG, encoded at
+# save_episode); 'streaming': frames piped to the encoder, as our export does.
+ds = LeRobotDataset.create('local/baseline', 30, ex.dataset_features(plans[0], units), root=root,
+                           use_videos=True, streaming_encoding=(mode == 'streaming'))
+for frame in frames:
+    ds.add_frame(frame)
 ds.save_episode()
 ds.finalize()
-print(f'FRAMES {n} SECONDS {time.perf_counter() - t0:.3f}')
+print(f'FRAMES {len(frames)} SECONDS {time.perf_counter() - t0:.3f}')
 '''
+
+
+RUNS = {   # name: (what, script, extra arguments)
+    'ours': ('robosandbox export-lerobot', EXPORT_TIMING, ()),
+    'default': ("LeRobot's writer, default settings, frames from memory", BASELINE, ('default',)),
+    'streaming': ("LeRobot's writer, streaming encoding, frames from memory", BASELINE,
+                  ('streaming',)),
+}
 
 
 def parse(out: str) -> tuple[int, float]:
@@ -227,31 +236,35 @@ def main() -> int:
     parser.add_argument('--short', type=float, default=20.0)
     parser.add_argument('--source', choices=('synthetic', 'sim'), default='synthetic')
     parser.add_argument('--repeat', type=int, default=3, help='export runs per episode (medians)')
+    parser.add_argument('--bag', type=Path, action='append',
+                        help='export these episode bags instead of recording (repeatable)')
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix='bench_record_'))
     try:
-        bags = record(work / 'runs', [args.short, args.duration], args.source)
+        bags = args.bag or record(work / 'runs', [args.short, args.duration], args.source)
         for bag in bags:
-            # Ours and the baseline alternate, --repeat times each: the medians, and
-            # the median of the per-pair ratios, damp the noise of a shared 2-core box.
-            ours, theirs, ratios, rss, base_rss = [], [], [], 0.0, 0.0
+            # Ours and the two baselines alternate, --repeat times each: the medians,
+            # and the medians of the per-round ratios, damp the noise of a shared box.
+            rates = {name: [] for name in RUNS}
+            rss = 0.0
             for k in range(args.repeat):
-                _, peak, out = measure([sys.executable, '-c', EXPORT_TIMING, str(bag),
-                                        str(work / f'ds_{bag.name}_{k}')])
-                frames, seconds = parse(out)
-                _, base_peak, base_out = measure([sys.executable, '-c', BASELINE, str(frames),
-                                                  str(work / f'base_{bag.name}_{k}')])
-                base_frames, base_seconds = parse(base_out)
-                ours.append(frames / seconds)
-                theirs.append(base_frames / base_seconds)
-                ratios.append(ours[-1] / theirs[-1])
-                rss, base_rss = max(rss, peak), max(base_rss, base_peak)
-                shutil.rmtree(work / f'ds_{bag.name}_{k}', ignore_errors=True)
-                shutil.rmtree(work / f'base_{bag.name}_{k}', ignore_errors=True)
-            print(f'export {frames} frames (front 480x640), {args.repeat} runs: median '
-                  f'{np.median(ours):.1f} frames/s, peak RSS {rss:.0f} MB; LeRobot\'s writer from '
-                  f'memory: median {np.median(theirs):.1f} frames/s, peak RSS {base_rss:.0f} MB; '
-                  f'ratio median {np.median(ratios):.2f} (runs: {", ".join(f"{r:.2f}" for r in ratios)})')
+                for name, (_, script, extra) in RUNS.items():
+                    out_dir = work / f'{name}_{bag.name}_{k}'
+                    _, peak, out = measure([sys.executable, '-c', script, str(bag), str(out_dir),
+                                            *extra])
+                    frames, seconds = parse(out)
+                    rates[name].append(frames / seconds)
+                    if name == 'ours':
+                        rss = max(rss, peak)
+                    shutil.rmtree(out_dir, ignore_errors=True)
+            ours = np.array(rates['ours'])
+            print(f'export {frames} frames (front 480x640), {args.repeat} rounds: ours median '
+                  f'{np.median(ours):.1f} frames/s, peak RSS {rss:.0f} MB')
+            for name in ('default', 'streaming'):
+                theirs = np.array(rates[name])
+                ratios = ours / theirs
+                print(f'  vs {RUNS[name][0]}: median {np.median(theirs):.1f} frames/s; ratio median '
+                      f'{np.median(ratios):.2f} (rounds: {", ".join(f"{r:.2f}" for r in ratios)})')
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
