@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from typing import Callable, Iterator
+import warnings
 
 import numpy as np
 
@@ -412,11 +413,15 @@ class EncoderPace:
     export, which can (a loaded machine stalls the encoder that long). So each
     frame waits for room in every camera's queue first, and an episode that
     lost a frame anyway fails the export. The queues are LeRobot's internals
-    (pinned version): where they are absent nothing waits, and nothing is checked.
+    (pinned version): where they are absent, a warning says nothing is paced.
     """
 
     def __init__(self, dataset):
         self._encoder = getattr(dataset.writer, '_streaming_encoder', None)
+        if self._encoder is not None and not hasattr(self._encoder, '_frame_queues'):
+            warnings.warn('this LeRobot version hides its encoder queues: the export cannot '
+                          'wait for the encoder, and a stalled encoder may drop frames',
+                          RuntimeWarning, stacklevel=2)
 
     def wait_for_room(self) -> None:
         for frames in getattr(self._encoder, '_frame_queues', {}).values():
