@@ -110,9 +110,9 @@ class Bringup:
 
         actions = [DeclareLaunchArgument(a.name, default_value=a.default, description=a.description)
                    for a in self.arguments]
-        profile = self.share / 'config' / 'fastdds.xml'
-        if 'FASTDDS_DEFAULT_PROFILES_FILE' not in os.environ and profile.is_file():
-            actions.append(SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', str(profile)))
+        profile = fastdds_profile(self.share, os.environ)
+        if profile:
+            actions.append(SetEnvironmentVariable(FASTDDS_PROFILE_VARIABLE, profile))
         for node in self.nodes:
             parameters = [str(self.share / p) for p in node.parameter_files]
             if node.parameters:
@@ -125,6 +125,18 @@ class Bringup:
                 output='screen', emulate_tty=True,
                 on_exit=Shutdown(reason=f'{node.name} exited')))
         return LaunchDescription(actions)
+
+
+FASTDDS_PROFILE_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
+
+
+def fastdds_profile(share: Path, env) -> str | None:
+    """Our Fast DDS profile (``config/fastdds.xml`` under ``share``; see that file
+    for why) to set in ``env``; None where the user set their own or it is absent."""
+    profile = Path(share) / 'config' / 'fastdds.xml'
+    if FASTDDS_PROFILE_VARIABLE in env or not profile.is_file():
+        return None
+    return str(profile)
 
 
 def share_directory() -> Path:

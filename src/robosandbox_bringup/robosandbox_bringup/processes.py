@@ -19,6 +19,8 @@ import sys
 import threading
 import time
 
+from robosandbox_bringup.description import FASTDDS_PROFILE_VARIABLE, fastdds_profile, PACKAGE
+
 SIGINT_TIMEOUT = 5.0   # s to exit after SIGINT, as ros2 launch's sigterm_timeout
 SIGTERM_TIMEOUT = 5.0  # s to exit after SIGTERM before SIGKILL
 
@@ -34,9 +36,9 @@ def ros_environment(env: dict[str, str] | None = None) -> dict[str, str]:
     if sys.prefix not in prefixes:
         prefixes.append(sys.prefix)
     env['AMENT_PREFIX_PATH'] = os.pathsep.join(prefixes)
-    profile = Path(sys.prefix) / 'share' / 'robosandbox_bringup' / 'config' / 'fastdds.xml'
-    if 'FASTDDS_DEFAULT_PROFILES_FILE' not in env and profile.is_file():
-        env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(profile)     # see that file for why
+    profile = fastdds_profile(Path(sys.prefix) / 'share' / PACKAGE, env)
+    if profile:
+        env[FASTDDS_PROFILE_VARIABLE] = profile
     env.setdefault('PYTHONUNBUFFERED', '1')
     env.setdefault('RCUTILS_LOGGING_BUFFERED_STREAM', '0')
     return env

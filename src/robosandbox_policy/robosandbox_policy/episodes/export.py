@@ -10,7 +10,7 @@ it is finalized.
 
 from __future__ import annotations
 
-from contextlib import closing, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 import os
 from pathlib import Path
@@ -206,7 +206,7 @@ def read_frames(plan: EpisodePlan, units: JointUnits, options: ExportOptions) ->
     n, k = plan.frames, 0
     with closing(open_reader(plan.scan.bag)) as reader:
         connections = [c for c in reader.connections if c.topic in picks]
-        try:
+        with _corrupt_bag_errors(plan):
             for conn, _, data in reader.messages(connections=connections):
                 t = conn.topic
                 i = seen[t]
@@ -225,11 +225,6 @@ def read_frames(plan: EpisodePlan, units: JointUnits, options: ExportOptions) ->
                                 del held[s][j]
                 if k == n:
                     return
-        except ExportError:
-            raise
-        except Exception as e:
-            raise ExportError(f'episode {plan.scan.name}: corrupt bag ({type(e).__name__}: {e})') \
-                from None
     raise ExportError(f'episode {plan.scan.name}: the bag ended after {k} of {n} frames')
 
 
@@ -284,21 +279,28 @@ def _read_frames_indexed(plan: EpisodePlan, decoders: dict, feature: dict) -> It
     images, unused states) is read at all."""
     last: dict[str, tuple[int, object]] = {t: (-1, None) for t in plan.picks}
     mcap = plan.scan.bag / f'{plan.scan.bag.name}.mcap'
+    with _corrupt_bag_errors(plan), open(mcap, 'rb') as f:
+        for k in range(plan.frames):
+            frame = {}
+            for t, p in plan.picks.items():
+                i = int(p[k])
+                if last[t][0] != i:
+                    topic = plan.scan.topics[t]
+                    data = os.pread(f.fileno(), int(topic.sizes[i]), int(topic.offsets[i]))
+                    if len(data) != topic.sizes[i]:
+                        raise EOFError(f'{t} message {i} is cut short')
+                    last[t] = (i, decoders[t](data))
+                frame[feature[t]] = last[t][1]
+            frame['task'] = plan.task
+            yield frame
+
+
+@contextmanager
+def _corrupt_bag_errors(plan: EpisodePlan):
+    """Whatever a damaged bag makes the readers raise becomes one ExportError
+    naming the episode (rosbags, mcap and the CDR decoders raise a variety)."""
     try:
-        with open(mcap, 'rb') as f:
-            for k in range(plan.frames):
-                frame = {}
-                for t, p in plan.picks.items():
-                    i = int(p[k])
-                    if last[t][0] != i:
-                        topic = plan.scan.topics[t]
-                        data = os.pread(f.fileno(), int(topic.sizes[i]), int(topic.offsets[i]))
-                        if len(data) != topic.sizes[i]:
-                            raise EOFError(f'{t} message {i} is cut short')
-                        last[t] = (i, decoders[t](data))
-                    frame[feature[t]] = last[t][1]
-                frame['task'] = plan.task
-                yield frame
+        yield
     except ExportError:
         raise
     except Exception as e:

@@ -134,8 +134,8 @@ def _indexed_messages(mcap_path: Path, topics: dict[str, str]):
                     (record_length,) = struct.unpack_from('<Q', head, 1)
                     out.append((topic, log_time, head[31:], start + 31, record_length - 22))
                 pos += 9 + length
-    order = sorted(range(len(out)), key=lambda i: out[i][1])    # the bag's log-time order
-    return [out[i] for i in order if out[i][0] in topics]
+    out.sort(key=lambda m: m[1])          # the bag's log-time order (a stable sort)
+    return [m for m in out if m[0] in topics]
 
 
 def scan_episode(bag: Path, require_complete: bool = True) -> EpisodeScan:
