@@ -1,4 +1,7 @@
-"""Arm kinematics on the MuJoCo model: forward kinematics and damped least-squares IK.
+"""Arm kinematics on the MuJoCo model: damped least-squares IK for the scripted expert.
+
+Forward kinematics without MuJoCo (for nodes that are not the simulator) is
+``robosandbox_description.kinematics``; the simulation test checks both agree.
 
 Works on a private ``MjData`` of the robot's model, so it never disturbs a
 running simulation and can serve a controller in another process that only
@@ -10,8 +13,8 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from robosandbox_sim.robot import RobotDescription, load_robot
-from robosandbox_sim.scene import build_scene, joint_limits
+from robosandbox_description.robot import load_robot, RobotDescription
+from robosandbox_sim.scene import build_scene
 from robosandbox_sim.task import load_task
 
 
@@ -27,10 +30,9 @@ class ArmKinematics:
         n_arm = len(self.robot.arm_joints)
         self._arm_qpos = scene.joint_qpos[:n_arm]
         self._arm_dof = scene.joint_dof[:n_arm]
-        self._site = self.model.site(self.robot.end_effector_site).id
-        # Position limits (rad) of all commanded joints, robot.joints order: the sim's.
-        self.joint_lower, self.joint_upper = joint_limits(scene)
-        self.lower, self.upper = self.joint_lower[:n_arm], self.joint_upper[:n_arm]
+        self._site = self.model.site(self.robot.end_effector.site).id
+        # Position limits (rad) of the arm joints: the description's.
+        self.lower, self.upper = self.robot.lower[:n_arm], self.robot.upper[:n_arm]
         self._jacp = np.zeros((3, self.model.nv))
         self._jacr = np.zeros((3, self.model.nv))
 

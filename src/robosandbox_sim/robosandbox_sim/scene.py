@@ -1,6 +1,6 @@
 """Compose a MuJoCo model from a robot description and a task.
 
-The robot's model file is loaded as an MjSpec and the task's table, objects,
+The robot's MJCF (or, lacking one, its URDF) is loaded as an MjSpec and the task's table, objects,
 goal marker and cameras are added to it. Visual meshes can be simplified by
 vertex clustering (``visual_detail``, the cell size in metres): the stock
 SO-101 meshes have ~323k triangles, which CPU rendering (llvmpipe) cannot draw
@@ -17,10 +17,11 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from robosandbox_sim.robot import (
-    CameraMount, check_against_model, ModelMismatchError, RobotDescription)
+from robosandbox_description.robot import (
+    CameraMount, ModelMismatchError, require_model, RobotDescription)
 from robosandbox_sim.task import TaskSpec
 
+LIMIT_SLACK = 1e-4  # rad; limits written with fewer digits in the sidecar than in the model
 TIMESTEP = 0.002  # s; the STS3215 actuator gains in the SO-101 model are tuned for it
 SHAPES = {'box': mujoco.mjtGeom.mjGEOM_BOX, 'sphere': mujoco.mjtGeom.mjGEOM_SPHERE,
           'cylinder': mujoco.mjtGeom.mjGEOM_CYLINDER}
@@ -125,8 +126,8 @@ def _ensure_actuators(spec: mujoco.MjSpec, robot: RobotDescription) -> None:
         jnt = spec.joint(joint)
         if jnt is None:
             raise ModelMismatchError(
-                f'{robot.sidecar or robot.name}: joint {joint!r} is not in model '
-                f'{robot.model_path.name} (it has {sorted(j.name for j in spec.joints if j.name)})')
+                f'{robot.where}: joint {joint!r} is not in model {model_file(robot).name} '
+                f'(it has {sorted(j.name for j in spec.joints if j.name)})')
         # URDF carries no rotor inertia or damping: without some, a position servo
         # on light links is unstable at a 2 ms step.
         jnt.armature = max(jnt.armature, 0.01)
@@ -138,34 +139,53 @@ def _ensure_actuators(spec: mujoco.MjSpec, robot: RobotDescription) -> None:
             act.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
 
 
-def joint_limits(scene: SceneModel) -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper position limits (rad) of the commanded joints: joint range and
-    actuator control range, whichever is narrower."""
-    model = scene.model
-    ranges = model.actuator_ctrlrange[scene.actuators]
-    limited = model.actuator_ctrllimited[scene.actuators].astype(bool)
-    jnt = model.jnt_range[[model.joint(j).id for j in scene.robot.joints]]
-    lo = np.where(limited, np.maximum(ranges[:, 0], jnt[:, 0]), jnt[:, 0])
-    hi = np.where(limited, np.minimum(ranges[:, 1], jnt[:, 1]), jnt[:, 1])
-    return lo, hi
+def model_file(robot: RobotDescription) -> Path:
+    """The file MuJoCo loads: the MJCF, else the URDF (MuJoCo reads both)."""
+    return require_model(robot, 'mjcf' if robot.mjcf_path is not None or robot.urdf_path is None else 'urdf')
+
+
+def check_against_model(robot: RobotDescription, model: mujoco.MjModel, actuators: np.ndarray) -> None:
+    """Raise ModelMismatchError unless the sidecar fits the compiled model.
+
+    The sidecar's limits are the authority, so they must lie inside what the
+    model can do: its joint ranges and its actuators' control ranges.
+    """
+    where, name = robot.where, model_file(robot).name
+    for joint, actuator in zip(robot.joints, actuators):
+        jnt = model.joint(joint)
+        if int(jnt.type[0]) not in (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE)):
+            raise ModelMismatchError(f'{where}: joint {joint!r} is not a hinge or slide joint')
+        ours = robot.limits[joint]
+        ranges = [('range', jnt.range)] if jnt.limited[0] else []
+        if model.actuator_ctrllimited[actuator]:
+            ranges.append(('actuator control range', model.actuator_ctrlrange[actuator]))
+        for what, (lo, hi) in ranges:
+            if ours.lower < lo - LIMIT_SLACK or ours.upper > hi + LIMIT_SLACK:
+                raise ModelMismatchError(
+                    f'{where}: limits of {joint!r} [{ours.lower}, {ours.upper}] go beyond its {what} '
+                    f'[{lo:.5f}, {hi:.5f}] in {name}')
+    if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, robot.end_effector.site) < 0:
+        raise ModelMismatchError(
+            f'{where}: end-effector site {robot.end_effector.site!r} is not in {name}')
 
 
 def build_scene(robot: RobotDescription, task: TaskSpec, visual_detail: float = 0.003) -> SceneModel:
-    spec = mujoco.MjSpec.from_file(str(robot.model_path))
+    path = model_file(robot)
+    spec = mujoco.MjSpec.from_file(str(path))
     spec.option.timestep = TIMESTEP
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     if visual_detail > 0:
-        _simplify_visual_meshes(spec, robot.model_path.parent, visual_detail)
+        _simplify_visual_meshes(spec, path.parent, visual_detail)
     _ensure_actuators(spec, robot)
     for geom in spec.geoms:
         if geom.contype or geom.conaffinity:
             geom.contype, geom.conaffinity = ROBOT_CONTYPE, ROBOT_CONAFFINITY
-    if robot.end_effector_body:
-        body = spec.body(robot.end_effector_body)
+    tool = robot.end_effector
+    if tool.body:
+        body = spec.body(tool.body)
         if body is None:
-            raise ModelMismatchError(
-                f'end_effector body {robot.end_effector_body!r} is not in {robot.model_path.name}')
-        body.add_site(name=robot.end_effector_site, pos=list(robot.end_effector_pos))
+            raise ModelMismatchError(f'{robot.where}: end_effector body {tool.body!r} is not in {path.name}')
+        body.add_site(name=tool.site, pos=list(tool.pos))
 
     # Rendering: one light without shadows, no reflections, no multisampling;
     # each of these costs more than the arm itself on a CPU renderer.
@@ -192,11 +212,11 @@ def build_scene(robot: RobotDescription, task: TaskSpec, visual_detail: float = 
                       rgba=[0.1, 0.7, 0.2, 0.6], contype=0, conaffinity=0)
     for cam in robot.cameras + task.cameras:
         if cam.body not in ('', 'world') and spec.body(cam.body) is None:
-            raise ModelMismatchError(f'camera {cam.name!r} is mounted on unknown body {cam.body!r}')
+            raise ModelMismatchError(
+                f'{robot.where}: camera {cam.name!r} is mounted on unknown body {cam.body!r}')
         _add_camera(spec, cam)
 
     model = spec.compile()
-    check_against_model(robot, model)
     joint_ids = [model.joint(j).id for j in robot.joints]
     actuators = []
     for jid, name in zip(joint_ids, robot.joints):
@@ -204,8 +224,9 @@ def build_scene(robot: RobotDescription, task: TaskSpec, visual_detail: float = 
                if model.actuator_trntype[a] == mujoco.mjtTrn.mjTRN_JOINT
                and model.actuator_trnid[a, 0] == jid]
         if not ids:
-            raise ModelMismatchError(f'joint {name!r} has no actuator in {robot.model_path.name}')
+            raise ModelMismatchError(f'{robot.where}: joint {name!r} has no actuator in {path.name}')
         actuators.append(ids[0])
+    check_against_model(robot, model, np.array(actuators))
     return SceneModel(
         model=model,
         robot=robot,

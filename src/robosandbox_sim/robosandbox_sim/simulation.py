@@ -17,8 +17,9 @@ import numpy as np
 os.environ.setdefault('MUJOCO_GL', 'egl')
 import mujoco  # noqa: E402
 
-from robosandbox_sim.robot import load_robot, RobotDescription  # noqa: E402
-from robosandbox_sim.scene import build_scene, GOAL_BODY, joint_limits, SceneModel  # noqa: E402
+from robosandbox_description.camera import Pinhole  # noqa: E402
+from robosandbox_description.robot import load_robot, RobotDescription  # noqa: E402
+from robosandbox_sim.scene import build_scene, GOAL_BODY, SceneModel  # noqa: E402
 from robosandbox_sim.task import load_task, sample_layout, TaskSpec  # noqa: E402
 
 
@@ -29,18 +30,6 @@ class TaskStatus:
     success: bool
     elapsed: float                                   # s of sim time since reset
     object_poses: dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (xyz, quat wxyz)
-
-
-@dataclass(frozen=True)
-class Intrinsics:
-    """Pinhole intrinsics of a MuJoCo camera (square pixels, centred principal point)."""
-
-    width: int
-    height: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
 
 
 class Simulation:
@@ -121,8 +110,8 @@ class Simulation:
         return np.clip(q, lo, hi)
 
     def joint_limits(self) -> tuple[np.ndarray, np.ndarray]:
-        """Lower and upper position limits (rad) of the commanded joints."""
-        return joint_limits(self.scene)
+        """Lower and upper position limits (rad) of the commanded joints: the description's."""
+        return self.robot.lower, self.robot.upper
 
     def set_targets(self, q: np.ndarray) -> None:
         """Position targets (rad) of the commanded joints, in joint_names order."""
@@ -145,7 +134,7 @@ class Simulation:
         return self.data.actuator_force[self.scene.actuators].copy()
 
     def end_effector_pose(self) -> tuple[np.ndarray, np.ndarray]:
-        site = self.model.site(self.robot.end_effector_site).id
+        site = self.model.site(self.robot.end_effector.site).id
         return self.data.site_xpos[site].copy(), self.data.site_xmat[site].reshape(3, 3).copy()
 
     # --- task ----------------------------------------------------------------
@@ -175,10 +164,10 @@ class Simulation:
     def camera_names(self) -> tuple[str, ...]:
         return tuple(self.scene.camera_ids)
 
-    def intrinsics(self, camera: str, width: int, height: int) -> Intrinsics:
-        fovy = math.radians(self.model.cam_fovy[self.scene.camera_ids[camera]])
-        f = 0.5 * height / math.tan(0.5 * fovy)
-        return Intrinsics(width, height, f, f, 0.5 * width, 0.5 * height)
+    def intrinsics(self, camera: str, width: int, height: int) -> Pinhole:
+        """MuJoCo cameras are ideal pinholes of vertical field of view ``fovy``."""
+        fovy = float(self.model.cam_fovy[self.scene.camera_ids[camera]])
+        return Pinhole.from_fov(width, height, fovy_deg=fovy)
 
     def render(self, camera: str, width: int, height: int, out: np.ndarray | None = None) -> np.ndarray:
         """RGB image (height, width, 3) uint8 from ``camera``."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from robosandbox_sim.robot import CameraMount, parse_camera
+from robosandbox_description.robot import CameraMount, parse_camera
 
 TASKS_DIR = Path(__file__).resolve().parent / 'tasks'
 

@@ -91,7 +91,7 @@ def test_cameras_render_and_intrinsics(sim):
     k = sim.intrinsics('front', 320, 240)
     # fovy 45 degrees: fy = 120 / tan(22.5 degrees)
     assert k.fy == pytest.approx(120 / np.tan(np.radians(22.5)))
-    assert (k.cx, k.cy) == (160, 120)
+    assert (k.cx, k.cy) == (159.5, 119.5)     # pixel centres at integers (REP-104)
 
 
 def test_joint_limits_match_the_model(sim):
