@@ -41,12 +41,12 @@ import rclpy  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
-from robosandbox_bringup.processes import NodeProcess  # noqa: E402
+from robosandbox_cli.processes import NodeProcess  # noqa: E402
 from robosandbox_control.arm_interface import to_seconds  # noqa: E402
 from robosandbox_control.spinning import spin_for, spin_until, wait_future  # noqa: E402
 from robosandbox_msgs.srv import StartEpisode, StopEpisode  # noqa: E402
-from robosandbox_policy.episodes.bag import read_info  # noqa: E402
-from robosandbox_policy.episodes.scan import scan_episode  # noqa: E402
+from robosandbox_data.episodes.bag import read_info  # noqa: E402
+from robosandbox_data.episodes.scan import scan_episode  # noqa: E402
 
 CAMERA = (480, 640)
 HOME = np.array([0.0, -1.2, 1.1, 1.1, 0.0, 0.6])
@@ -96,7 +96,7 @@ def record(runs: Path, durations: list[float], source: str) -> list[Path]:
                           'camera_rate:=30.0', 'joint_state_rate:=100.0')
     else:
         sim = subprocess.Popen([sys.executable, '-c', SYNTHETIC_SOURCE % CAMERA])
-    rec = NodeProcess('robosandbox_policy', 'recorder_node', f'runs_dir:={runs}',
+    rec = NodeProcess('robosandbox_data', 'recorder_node', f'runs_dir:={runs}',
                       name='recorder')
     rclpy.init()
     node = rclpy.create_node('bench_record')
@@ -184,7 +184,7 @@ def measure(argv: list[str]) -> tuple[float, float, str]:
 EXPORT_TIMING = '''
 import sys, time, re
 import lerobot.datasets.lerobot_dataset   # imported before the clock starts, as in the baseline
-from robosandbox_policy.episodes import export as ex
+from robosandbox_data.episodes import export as ex
 t0 = time.perf_counter()
 report = ex.export([sys.argv[1]], sys.argv[2], ex.ExportOptions(
     cameras=('/cameras/front/image_raw',), progress=False))
@@ -195,7 +195,7 @@ BASELINE = '''
 import sys, time
 import numpy as np
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
-from robosandbox_policy.episodes import export as ex
+from robosandbox_data.episodes import export as ex
 bag, root, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 options = ex.ExportOptions(cameras=('/cameras/front/image_raw',), include_all=True)
 plans, _ = ex.plan_export([bag], options)

@@ -27,7 +27,7 @@ import rclpy  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image, JointState  # noqa: E402
 
-from robosandbox_bringup.processes import ProcessGroup, resolve_executable  # noqa: E402
+from robosandbox_cli.processes import ProcessGroup, resolve_executable  # noqa: E402
 
 SCENARIOS = {
     'free': dict(params={'real_time_factor': '0'}, cameras=[], size=(320, 240)),

@@ -1,13 +1,13 @@
 from glob import glob
 
-from setuptools import find_packages, setup
+from setuptools import setup
 
 package_name = 'robosandbox_bringup'
 
 setup(
     name=package_name,
     version='0.1.0',
-    packages=find_packages(exclude=['test']),
+    packages=[],  # launch descriptions and configuration only
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
@@ -19,11 +19,6 @@ setup(
     zip_safe=False,
     maintainer='robosandbox maintainers',
     maintainer_email='maintainers@robosandbox.dev',
-    description='Launch files, configurations and the robosandbox command.',
+    description='Launch descriptions, bringups and configurations of robosandbox.',
     license='Apache-2.0',
-    entry_points={
-        'console_scripts': [
-            'robosandbox = robosandbox_bringup.cli:main',
-        ],
-    },
 )

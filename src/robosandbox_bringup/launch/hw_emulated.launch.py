@@ -3,7 +3,7 @@
 Shared with ``robosandbox launch hw_emulated``; see that file for the nodes and arguments.
 """
 
-from robosandbox_bringup.description import load_bringup
+from robosandbox_cli.bringup import load_bringup
 
 
 def generate_launch_description():

@@ -3,7 +3,7 @@
 The node graph is ``bringups/sim.yaml``, shared with ``robosandbox launch sim``.
 """
 
-from robosandbox_bringup.description import load_bringup
+from robosandbox_cli.bringup import load_bringup
 
 
 def generate_launch_description():

@@ -3,7 +3,7 @@
 The node graph is ``bringups/sim_demo.yaml``, shared with ``robosandbox launch sim_demo``.
 """
 
-from robosandbox_bringup.description import load_bringup
+from robosandbox_cli.bringup import load_bringup
 
 
 def generate_launch_description():

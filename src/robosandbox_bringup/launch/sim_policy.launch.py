@@ -5,7 +5,7 @@ done. The node graph is ``bringups/sim_policy.yaml``, shared with
 ``robosandbox launch sim_policy``.
 """
 
-from robosandbox_bringup.description import load_bringup
+from robosandbox_cli.bringup import load_bringup
 
 
 def generate_launch_description():

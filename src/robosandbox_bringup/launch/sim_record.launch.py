@@ -6,7 +6,7 @@ node graph is ``bringups/sim_record.yaml``, shared with ``robosandbox launch
 sim_record``.
 """
 
-from robosandbox_bringup.description import load_bringup
+from robosandbox_cli.bringup import load_bringup
 
 
 def generate_launch_description():

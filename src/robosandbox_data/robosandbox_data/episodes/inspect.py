@@ -15,9 +15,9 @@ import sys
 
 import numpy as np
 
-from robosandbox_policy.episodes.bag import (
+from robosandbox_data.episodes.bag import (
     decode, EpisodeBagError, find_bags, open_reader, read_info, recoverable_messages)
-from robosandbox_policy.episodes.scan import (
+from robosandbox_data.episodes.scan import (
     JOINT_STATE, JOINT_TRAJECTORY, message_time, scan_episode, stamp_reader)
 
 
@@ -83,8 +83,11 @@ def _bag_trajectories(bag: Path):
                 cmd_t.append(stamp)
                 cmd.append(dict(zip(msg.joint_names, msg.points[0].positions)))
     names = names or []
-    as_array = (lambda rows: np.array([[r.get(n, np.nan) for n in names] for r in rows])
-                if rows else np.zeros((0, len(names))))
+
+    def as_array(rows):
+        if not rows:
+            return np.zeros((0, len(names)))
+        return np.array([[r.get(n, np.nan) for n in names] for r in rows])
     return names, (np.array(state_t), as_array(state)), (np.array(cmd_t), as_array(cmd))
 
 

@@ -2,7 +2,7 @@
 
 This is what ``robosandbox run`` and ``robosandbox launch`` use where the ROS
 launch stack is not installed. It does not interpret launch files: it starts
-the command lines a :class:`~robosandbox_bringup.description.Bringup` gives,
+the command lines a :class:`~robosandbox_cli.bringup.Bringup` gives,
 prefixes their output with the node name, and shuts them all down (SIGINT,
 then SIGTERM, then SIGKILL) when one exits or the user presses Ctrl-C.
 """
@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 
-from robosandbox_bringup.description import FASTDDS_PROFILE_VARIABLE, fastdds_profile, PACKAGE
+from robosandbox_cli.bringup import FASTDDS_PROFILE_VARIABLE, fastdds_profile, PACKAGE
 
 SIGINT_TIMEOUT = 5.0   # s to exit after SIGINT, as ros2 launch's sigterm_timeout
 SIGTERM_TIMEOUT = 5.0  # s to exit after SIGTERM before SIGKILL

@@ -20,7 +20,7 @@ import struct
 
 import numpy as np
 
-from robosandbox_policy.episodes.bag import (
+from robosandbox_data.episodes.bag import (
     decode, EpisodeBagError, EpisodeInfo, open_reader, read_info, typestore)
 
 _STAMPED_FIRST_FIELDS = ('std_msgs/msg/Header', 'builtin_interfaces/msg/Time')

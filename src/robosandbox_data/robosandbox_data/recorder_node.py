@@ -9,6 +9,7 @@ sequence numbers (transport) and from the writer's bounded queue.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 import importlib
 from pathlib import Path
@@ -19,23 +20,29 @@ from rclpy.node import Node
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from robosandbox_control.parameters import declare_parameters
+from robosandbox_control.parameters import declare, parameter, watch
 from robosandbox_control.spinning import spin_node
 from robosandbox_msgs.srv import StartEpisode, StopEpisode
-from robosandbox_policy.episodes.bag import EpisodeInfo
-from robosandbox_policy.episodes.writer import EpisodeWriter, WriterConfig
+from robosandbox_data.episodes.bag import EpisodeInfo
+from robosandbox_data.episodes.writer import EpisodeWriter, WriterConfig
 
-PARAMETERS = {
-    'runs_dir': ('runs', 'Directory that receives one bag directory per episode.'),
-    'topics': (['joint_states', 'joint_trajectory', 'task_status', '/clock'],
-               'Topics to record (relative names resolve in the node namespace).'),
-    'camera_namespace': ('cameras', "Also record every topic under this namespace "
-                         "(images and camera_info); '' = none."),
-    'robot_type': ('so101_follower', 'Robot type written into each episode (LeRobot robot_type).'),
-    'max_queue_mb': (512.0, 'Memory for messages waiting to be written, MB; beyond it they are dropped (and counted).'),
-    'flush_period': (1.0, 'Longest time a written message waits in memory before reaching the file, s.'),
-    'discovery_period': (0.5, 'How often to look for new publishers of the recorded topics, s.'),
-}
+@dataclass
+class RecorderParameters:
+    """Parameters of ``recorder``: what to record is fixed at start; flushing and discovery are live."""
+
+    runs_dir: str = parameter('runs', 'Directory that receives one bag directory per episode.', read_only=True)
+    topics: list = parameter(['joint_states', 'joint_trajectory', 'task_status', '/clock'],
+                             'Topics to record (relative names resolve in the node namespace).', read_only=True)
+    camera_namespace: str = parameter('cameras', "Also record every topic under this namespace (images and "
+                                                 "camera_info); '' = none.", read_only=True)
+    robot_type: str = parameter('so101_follower', 'Robot type written into each episode (LeRobot robot_type).')
+    max_queue_mb: float = parameter(512.0, 'Memory for messages waiting to be written, MB; beyond it they are '
+                                           'dropped (and counted). Read at each episode start.',
+                                    range=(1.0, 65536.0))
+    flush_period: float = parameter(1.0, 'Longest time a written message waits in memory before reaching the '
+                                         'file, s. Read at each episode start.', range=(0.01, 60.0))
+    discovery_period: float = parameter(0.5, 'How often to look for new publishers of the recorded topics, s.',
+                                        read_only=True, range=(0.05, 60.0))
 
 
 def _message_class(type_name: str):
@@ -47,19 +54,18 @@ class RecorderNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__('recorder', **kwargs)
-        self.p = declare_parameters(self, PARAMETERS)
-        self.runs_dir = Path(self.p['runs_dir']).expanduser()
-        self.config = WriterConfig(max_queue_bytes=int(self.p['max_queue_mb'] * 2**20),
-                                   flush_period=self.p['flush_period'])
-        self.wanted = [self.resolve_topic_name(t) for t in self.p['topics']]
-        ns = self.p['camera_namespace']
+        self.p = declare(self, RecorderParameters)
+        watch(self, self.p)         # robot_type and the writer settings are read at each start
+        self.runs_dir = Path(self.p.runs_dir).expanduser()
+        self.wanted = [self.resolve_topic_name(t) for t in self.p.topics]
+        ns = self.p.camera_namespace
         self.camera_prefix = self.resolve_topic_name(ns).rstrip('/') + '/' if ns else ''
         self._recorded: dict[str, str] = {}        # topic -> message type
         self._last_sequence: dict[tuple, int] = {}      # (topic, publisher gid) -> number
         self.writer: EpisodeWriter | None = None
         self.create_service(StartEpisode, 'recorder/start', self._start)
         self.create_service(StopEpisode, 'recorder/stop', self._stop)
-        self.create_timer(self.p['discovery_period'], self._discover)
+        self.create_timer(self.p.discovery_period, self._discover)
 
     # Subscriptions --------------------------------------------------------
 
@@ -135,11 +141,13 @@ class RecorderNode(Node):
         # not this episode's loss.
         self._last_sequence.clear()
         info = EpisodeInfo(task=request.task, instruction=request.instruction, seed=request.seed,
-                           policy=request.policy, robot_type=self.p['robot_type'],
+                           policy=request.policy, robot_type=self.p.robot_type,
                            start_stamp=self.get_clock().now().nanoseconds * 1e-9)
         try:
             self.runs_dir.mkdir(parents=True, exist_ok=True)
-            writer = EpisodeWriter(bag, info, self.config)
+            config = WriterConfig(max_queue_bytes=int(self.p.max_queue_mb * 2**20),
+                                  flush_period=self.p.flush_period)
+            writer = EpisodeWriter(bag, info, config)
         except OSError as e:
             response.message = f'cannot create {bag}: {e}'
             return response

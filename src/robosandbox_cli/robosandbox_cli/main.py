@@ -14,8 +14,8 @@ import argparse
 from importlib import metadata
 import sys
 
-from robosandbox_bringup.description import BringupError, load_bringup
-from robosandbox_bringup.processes import ExecutableNotFound, resolve_executable, run_group
+from robosandbox_cli.bringup import BringupError, load_bringup
+from robosandbox_cli.processes import ExecutableNotFound, resolve_executable, run_group
 
 
 def _launch_arguments(items: list[str]) -> dict[str, str]:

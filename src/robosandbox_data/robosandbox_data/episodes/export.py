@@ -20,16 +20,16 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 import warnings
 
 import numpy as np
 
-from robosandbox_policy.embodiment import (
-    gripper_range, joint_units, JointUnits, lerobot_feature_names, ROS, UNIT_CONVENTIONS)
-from robosandbox_policy.episodes.bag import decode, EpisodeBagError, find_bags, open_reader, read_info
-from robosandbox_policy.episodes.frames import AlignmentError, frame_times, select
-from robosandbox_policy.episodes.scan import (
+from robosandbox_control.units import (
+    joint_units, JointUnits, lerobot_feature_names, ROS, UNIT_CONVENTIONS)
+from robosandbox_data.episodes.bag import decode, EpisodeBagError, find_bags, open_reader, read_info
+from robosandbox_data.episodes.frames import AlignmentError, frame_times, select
+from robosandbox_data.episodes.scan import (
     EpisodeScan, IMAGE, JOINT_STATE, JOINT_TRAJECTORY, scan_episode)
 
 STATE = 'observation.state'
@@ -353,9 +353,12 @@ def _units(options: ExportOptions, joint_names) -> JointUnits:
         raise ExportError(f'unknown units {options.units!r}; use one of {UNIT_CONVENTIONS}')
     if options.units == ROS:
         return joint_units(ROS, joint_names, '', (0.0, 1.0))
-    from robosandbox_sim.kinematics import ArmKinematics
-    gripper, limits = gripper_range(ArmKinematics(options.robot))
-    return joint_units(options.units, joint_names, gripper, limits)
+    from robosandbox_description.robot import load_robot, RobotDescriptionError
+    try:
+        robot = load_robot(options.robot)
+    except RobotDescriptionError as e:
+        raise ExportError(f'--robot: {e}') from None
+    return joint_units(options.units, joint_names, robot.gripper_joint, robot.gripper_range)
 
 
 def export(paths, dataset_dir: Path, options: ExportOptions = ExportOptions(),

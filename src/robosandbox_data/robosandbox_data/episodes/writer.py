@@ -17,7 +17,7 @@ import time
 
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from robosandbox_policy.episodes.bag import (
+from robosandbox_data.episodes.bag import (
     COMPLETE, EpisodeInfo, INCOMPLETE, software_versions, typestore, write_placeholder_metadata)
 
 

@@ -23,16 +23,19 @@ from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from robosandbox_bringup.processes import NodeProcess
+from robosandbox_cli.processes import NodeProcess
 from robosandbox_control.spinning import spin_until, wait_future
+from robosandbox_description.robot import load_robot
 from robosandbox_msgs.srv import StartEpisode, StopEpisode
-from robosandbox_policy.episodes.bag import EpisodeInfo, read_info, recoverable_messages
-from robosandbox_policy.episodes.export import export, ExportError, ExportOptions
-from robosandbox_policy.episodes.frames import frame_times, select
-from robosandbox_policy.episodes.writer import EpisodeWriter, WriterConfig
+from robosandbox_data.episodes.bag import EpisodeInfo, read_info, recoverable_messages
+from robosandbox_data.episodes.export import export, ExportError, ExportOptions
+from robosandbox_data.episodes.frames import frame_times, select
+from robosandbox_data.episodes.writer import EpisodeWriter, WriterConfig
 
-JOINTS = ['shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper']
-ROBOSANDBOX = [sys.executable, '-m', 'robosandbox_bringup.cli']
+pytestmark = pytest.mark.nodes     # starts ROS node processes: not in `make test-fast`
+
+JOINTS = list(load_robot('so101').joints)
+ROBOSANDBOX = [sys.executable, '-m', 'robosandbox_cli.main']
 
 
 @pytest.fixture(scope='module')
@@ -93,7 +96,7 @@ def test_recorded_bags_are_standard_rosbag2_read_by_rosbags_and_mcap(runs):
 
 
 def test_the_recorded_targets_are_stamped_with_the_observation_they_answer(runs):
-    from robosandbox_policy.episodes.scan import scan_episode
+    from robosandbox_data.episodes.scan import scan_episode
     scan = scan_episode(bags(runs)[0])
     targets = scan.topics['/joint_trajectory'].stamps
     images = scan.topics['/cameras/front/image_raw'].stamps
@@ -113,7 +116,7 @@ def recorder(tmp_path):
     """A sim and a recorder in their own processes, and a client of the recorder."""
     sim = NodeProcess('robosandbox_sim', 'sim_node', 'cameras:=[front]', 'camera_width:=160',
                       'camera_height:=120')
-    rec = NodeProcess('robosandbox_policy', 'recorder_node', f'runs_dir:={tmp_path}',
+    rec = NodeProcess('robosandbox_data', 'recorder_node', f'runs_dir:={tmp_path}',
                       'flush_period:=0.2', name='recorder')
     rclpy.init()
     node = rclpy.create_node('recorder_test_client')
@@ -196,8 +199,8 @@ def test_a_write_error_marks_the_bag_incomplete_and_counts_the_loss(tmp_path):
         'import resource\n'
         'from rclpy.serialization import serialize_message\n'
         'from sensor_msgs.msg import Image\n'
-        'from robosandbox_policy.episodes.bag import EpisodeInfo\n'
-        'from robosandbox_policy.episodes.writer import EpisodeWriter, WriterConfig\n'
+        'from robosandbox_data.episodes.bag import EpisodeInfo\n'
+        'from robosandbox_data.episodes.writer import EpisodeWriter, WriterConfig\n'
         'w = EpisodeWriter(__import__("pathlib").Path(r"%s"), EpisodeInfo(task="t"),\n'
         '                  WriterConfig(flush_period=0.05))\n'
         'resource.setrlimit(resource.RLIMIT_FSIZE, (3 * 2**20, 3 * 2**20))\n'

@@ -10,10 +10,12 @@ import time
 
 import pytest
 
-from robosandbox_bringup.description import available_bringups, BringupError, load_bringup
+from robosandbox_cli.bringup import available_bringups, BringupError, load_bringup
+
+pytestmark = pytest.mark.nodes     # starts ROS node processes: not in `make test-fast`
 
 SOURCE = Path(__file__).resolve().parents[1]
-ROBOSANDBOX = [sys.executable, '-m', 'robosandbox_bringup.cli']
+ROBOSANDBOX = [sys.executable, '-m', 'robosandbox_cli.main']
 
 
 def test_every_bringup_has_a_launch_file_and_back():

@@ -1,0 +1,1 @@
+"""The ``robosandbox`` command: bringups without a ROS install, single nodes, package subcommands."""

@@ -1,0 +1,1 @@
+"""Episodes as data: rosbag2 (MCAP) recording, LeRobot v3 dataset export, inspection."""
