@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 
 from robosandbox_hw.emulator import calibration_for, EmulatedBus  # noqa: E402
 from robosandbox_hw.so101_bus import JOINTS, So101Bus, So101BusConfig  # noqa: E402
-from robosandbox_sim.kinematics import ArmKinematics  # noqa: E402
+from robosandbox_description.robot import load_robot  # noqa: E402
 
 BAUD = 1_000_000
 EMULATOR = '''
@@ -93,7 +93,7 @@ def measure_latency(work: Path, calibration: Path, commands: int) -> None:
     from sensor_msgs.msg import JointState
     from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-    from robosandbox_bringup.processes import NodeProcess
+    from robosandbox_cli.processes import NodeProcess
     from robosandbox_control.spinning import spin_until
 
     writes: list[tuple[float, int]] = []
@@ -145,15 +145,13 @@ def main() -> int:
     parser.add_argument('--seconds', type=float, default=10.0)
     parser.add_argument('--commands', type=int, default=200)
     args = parser.parse_args()
-    kinematics = ArmKinematics('so101')
-    g = JOINTS.index('gripper')
+    robot = load_robot('so101')
     with tempfile.TemporaryDirectory(prefix='bench_hw_') as tmp:
         work = Path(tmp)
         calibration = work / 'so101.json'
         calibration.write_text(json.dumps(
-            calibration_for(JOINTS, kinematics.joint_lower, kinematics.joint_upper)))
-        measure_loop(work, calibration, (float(kinematics.joint_lower[g]),
-                                         float(kinematics.joint_upper[g])), args.seconds)
+            calibration_for(JOINTS, robot.lower, robot.upper)))
+        measure_loop(work, calibration, robot.gripper_range, args.seconds)
         measure_latency(work, calibration, args.commands)
     return 0
 

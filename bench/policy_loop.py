@@ -41,8 +41,9 @@ from rclpy.action import ActionClient  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
-from robosandbox_bringup.processes import ProcessGroup, resolve_executable  # noqa: E402
-from robosandbox_control.spinning import spin_until, wait_future  # noqa: E402
+from robosandbox_cli.processes import ProcessGroup, resolve_executable  # noqa: E402
+from robosandbox_control.clients import run_goal  # noqa: E402
+from robosandbox_control.spinning import spin_until  # noqa: E402
 from robosandbox_msgs.action import RunPolicy  # noqa: E402
 from robosandbox_policy.random_checkpoint import write_random_act  # noqa: E402
 
@@ -87,9 +88,7 @@ class Client:
                                              qos_profile_sensor_data)
 
     def run_policy(self, **goal):
-        assert self.run.wait_for_server(timeout_sec=120), 'no policy node'
-        handle = wait_future(self.node, self.run.send_goal_async(RunPolicy.Goal(**goal)), 30)
-        result = wait_future(self.node, handle.get_result_async(), timeout=600).result
+        result = run_goal(self.node, self.run, RunPolicy.Goal(**goal), 600.0, server_timeout=120.0)
         spin_until(self.node, lambda: False, 1.5)   # one more diagnostics message
         return result
 
@@ -172,7 +171,7 @@ def act(checkpoint: Path, duration: float) -> None:
 def expert(episodes: int) -> None:
     start = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, '-m', 'robosandbox_bringup.cli', 'launch', 'sim_policy',
+        [sys.executable, '-m', 'robosandbox_cli.main', 'launch', 'sim_policy',
          f'episodes:={episodes}', 'seed:=100'], capture_output=True, text=True, timeout=60 * episodes)
     wall = time.perf_counter() - start
     verdicts = re.findall(r'episode \d+/\d+ \S+ seed \d+: (\w+) after ([\d.]+) s', out.stdout)

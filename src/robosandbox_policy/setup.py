@@ -14,18 +14,17 @@ setup(
     zip_safe=False,
     maintainer='robosandbox maintainers',
     maintainer_email='maintainers@robosandbox.dev',
-    description='Policy node for LeRobot checkpoints, replay and a scripted expert; episode recorder and LeRobot dataset export.',
+    description=('Policy node for LeRobot checkpoints, replays, a scripted expert and your own policies; '
+                 'the episode runner.'),
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
             'policy_node = robosandbox_policy.policy_node:main',
             'episode_runner = robosandbox_policy.episode_runner:main',
-            'recorder_node = robosandbox_policy.recorder_node:main',
+            'recorder_node = robosandbox_data.recorder_node:main',
         ],
         'robosandbox.commands': [
             'migrate-checkpoint = robosandbox_policy.migrate:add_command',
-            'export-lerobot = robosandbox_policy.episodes.export:add_command',
-            'inspect = robosandbox_policy.episodes.inspect:add_command',
         ],
     },
 )

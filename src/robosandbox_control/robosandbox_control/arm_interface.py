@@ -19,7 +19,7 @@ from __future__ import annotations
 from array import array
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from builtin_interfaces.msg import Time
 import numpy as np
@@ -119,7 +119,7 @@ class ArmCommandInterface:
         self._now = now
         self._measured = measured
         self._home = np.asarray(home, dtype=float)
-        self._home_velocity = home_velocity
+        self.home_velocity = home_velocity
         self._refusal = refusal
         self._goal_tolerance = default_goal_tolerance
         self._goal_time_tolerance = default_goal_time_tolerance
@@ -186,7 +186,7 @@ class ArmCommandInterface:
         with self._lock:
             start = self._follower.target
             distance = float(np.max(np.abs(self._home - start)))
-            duration = max(distance / self._home_velocity, 0.1)
+            duration = max(distance / self.home_velocity, 0.1)
             plan = plan_trajectory(self._limits, self._limits.names, [duration], [self._home])
             plan_id = self._follower.start(plan, self._now())
         deadline = time.monotonic() + 3.0 * duration + 5.0      # wall clock; sim time may lag

@@ -60,3 +60,8 @@ def joint_units(convention: str, joint_names, gripper_joint: str,
             offset[i] = -lo * scale[i]
         return JointUnits(LEROBOT_SO101, scale, offset)
     raise UnitsError(f'unknown unit convention {convention!r}; use one of {UNIT_CONVENTIONS}')
+
+
+def lerobot_feature_names(joint_names) -> list[str]:
+    """LeRobot's names for the motor positions: ``shoulder_pan.pos``..."""
+    return [f'{name}.pos' for name in joint_names]

@@ -8,13 +8,14 @@ which is played in a loop at the configured rate; files are how the tests and
 from __future__ import annotations
 
 from dataclasses import dataclass
-import math
 from pathlib import Path
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
+
+from robosandbox_description.camera import Pinhole
 
 
 class CameraError(RuntimeError):
@@ -30,10 +31,9 @@ class CameraConfig:
     fps: float = 30.0
     hfov_deg: float = 70.0     # nominal horizontal field of view, for camera_info
 
-    def intrinsics(self) -> tuple[float, float, float, float]:
-        """fx, fy, cx, cy of an ideal pinhole with ``hfov_deg``; calibrate for better."""
-        fx = 0.5 * self.width / math.tan(math.radians(self.hfov_deg) / 2)
-        return fx, fx, (self.width - 1) / 2, (self.height - 1) / 2
+    def intrinsics(self) -> Pinhole:
+        """An ideal pinhole with ``hfov_deg``; calibrate for better."""
+        return Pinhole.from_fov(self.width, self.height, hfov_deg=self.hfov_deg)
 
 
 class Camera:

@@ -35,20 +35,31 @@ import select
 import threading
 import time
 import tty
-from typing import Callable
+from collections.abc import Callable
 
-PING, READ, WRITE, SYNC_READ, SYNC_WRITE = 0x01, 0x02, 0x03, 0x82, 0x83
-BROADCAST = 0xFE
-EEPROM_END = 40                  # registers below this address persist and are lock-protected
-LOCK, TORQUE_ENABLE = 55, 40
-GOAL_POSITION, PRESENT_POSITION = 42, 56
-HOMING_OFFSET, MIN_LIMIT, MAX_LIMIT = 31, 9, 11
-RETURN_DELAY = 7
-STATUS = 65
-OVERLOAD_BIT = 0x20
-READ_ONLY = set(range(0, 5)) | set(range(56, 71))
-STS3215_MODEL = 777
-RESOLUTION = 4096
+from lerobot.motors.feetech.tables import MODEL_CONTROL_TABLE, MODEL_NUMBER_TABLE, MODEL_RESOLUTION
+from scservo_sdk import BROADCAST_ID, INST_PING, INST_READ, INST_SYNC_READ, INST_SYNC_WRITE, INST_WRITE
+
+# The protocol's instruction codes (Feetech's SDK) and the STS3215's register
+# map, model number and resolution (LeRobot's tables): the emulator answers
+# exactly what LeRobot's driver will ask of a real servo.
+PING, READ, WRITE = INST_PING, INST_READ, INST_WRITE
+SYNC_READ, SYNC_WRITE = INST_SYNC_READ, INST_SYNC_WRITE
+BROADCAST = BROADCAST_ID
+_REGISTERS = MODEL_CONTROL_TABLE['sts3215']
+LOCK, TORQUE_ENABLE = _REGISTERS['Lock'][0], _REGISTERS['Torque_Enable'][0]
+GOAL_POSITION, PRESENT_POSITION = _REGISTERS['Goal_Position'][0], _REGISTERS['Present_Position'][0]
+HOMING_OFFSET = _REGISTERS['Homing_Offset'][0]
+MIN_LIMIT, MAX_LIMIT = _REGISTERS['Min_Position_Limit'][0], _REGISTERS['Max_Position_Limit'][0]
+RETURN_DELAY = _REGISTERS['Return_Delay_Time'][0]
+STATUS = _REGISTERS['Status'][0]
+EEPROM_END = TORQUE_ENABLE       # registers below Torque_Enable persist and are lock-protected
+OVERLOAD_BIT = 0x20              # of Status; LeRobot names no status bits
+# Firmware and model registers, and the present-state block, are written by the servo only.
+READ_ONLY = (set(range(0, _REGISTERS['ID'][0]))
+             | set(range(PRESENT_POSITION, _REGISTERS['Goal_Position_2'][0])))
+STS3215_MODEL = MODEL_NUMBER_TABLE['sts3215']
+RESOLUTION = MODEL_RESOLUTION['sts3215']
 
 
 def checksum(body) -> int:
@@ -201,7 +212,7 @@ class EmulatedBus:
 
     # --- control -------------------------------------------------------------------
 
-    def start(self) -> 'EmulatedBus':
+    def start(self) -> EmulatedBus:
         if self.link:
             self.link.unlink(missing_ok=True)
             self.link.symlink_to(self.pty)
@@ -222,7 +233,7 @@ class EmulatedBus:
             except OSError:
                 pass
 
-    def __enter__(self) -> 'EmulatedBus':
+    def __enter__(self) -> EmulatedBus:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -8,6 +8,7 @@ and writes a LeRobot calibration file for the emulated arm at
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import json
 from pathlib import Path
 import time
@@ -15,36 +16,43 @@ import time
 import rclpy
 from rclpy.node import Node
 
-from robosandbox_control.parameters import declare_parameters
+from robosandbox_control.parameters import declare, parameter
 from robosandbox_control.spinning import spin_node
+from robosandbox_description.robot import load_robot
 from robosandbox_hw.emulator import calibration_for, EmulatedBus
-from robosandbox_sim.kinematics import ArmKinematics
 
-PARAMETERS = {
-    'port': ('/tmp/robosandbox-so101', 'Path of the symlink to the emulated bus (give it to so101_node).'),
-    'calibration_file': ('/tmp/robosandbox-so101.json', 'Where to write the emulated arm\'s LeRobot calibration.'),
-    'baudrate': (1_000_000, 'Emulated bus baud rate: sets the wire time of every packet.'),
-    'robot': ('so101', 'Robot description whose joint limits the emulated calibration spans.'),
-    'drop_rate': (0.0, 'Probability that a servo\'s status packet is lost.'),
-    'corrupt_rate': (0.0, 'Probability that a servo\'s status packet has a bad checksum.'),
-    'seed': (0, 'Seed of the fault draws.'),
-}
+@dataclass
+class EmulatorParameters:
+    """Parameters of ``so101_emulator``, all fixed once the bus is served."""
+
+    port: str = parameter('/tmp/robosandbox-so101', 'Path of the symlink to the emulated bus (give it to '
+                                                    'so101_node).', read_only=True)
+    calibration_file: str = parameter('/tmp/robosandbox-so101.json', "Where to write the emulated arm's "
+                                                                     'LeRobot calibration.', read_only=True)
+    baudrate: int = parameter(1_000_000, 'Emulated bus baud rate: sets the wire time of every packet.',
+                              read_only=True, range=(9600, 1_000_000))
+    robot: str = parameter('so101', 'Robot description whose joint limits the emulated calibration spans.',
+                           read_only=True)
+    drop_rate: float = parameter(0.0, "Probability that a servo's status packet is lost.", read_only=True,
+                                 range=(0.0, 1.0))
+    corrupt_rate: float = parameter(0.0, "Probability that a servo's status packet has a bad checksum.",
+                                    read_only=True, range=(0.0, 1.0))
+    seed: int = parameter(0, 'Seed of the fault draws.', read_only=True, range=(0, 2**31 - 1))
 
 
 class EmulatorNode(Node):
 
     def __init__(self):
         super().__init__('so101_emulator')
-        p = declare_parameters(self, PARAMETERS)
-        kinematics = ArmKinematics(p['robot'])
-        joints = kinematics.robot.joints
-        calibration = calibration_for(joints, kinematics.joint_lower, kinematics.joint_upper)
-        path = Path(p['calibration_file']).expanduser()
+        p = declare(self, EmulatorParameters)
+        robot = load_robot(p.robot)
+        calibration = calibration_for(robot.joints, robot.lower, robot.upper)
+        path = Path(p.calibration_file).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(calibration, indent=4))
-        self.bus = EmulatedBus(baudrate=p['baudrate'], link=p['port'], seed=p['seed'])
+        self.bus = EmulatedBus(baudrate=p.baudrate, link=p.port, seed=p.seed)
         for servo in self.bus.servos.values():
-            servo.faults.drop_rate, servo.faults.corrupt_rate = p['drop_rate'], p['corrupt_rate']
+            servo.faults.drop_rate, servo.faults.corrupt_rate = p.drop_rate, p.corrupt_rate
         self.bus.start()
         self.get_logger().info(f'emulated SO-101 bus on {self.bus.port} -> {self.bus.pty}, '
                                f'calibration {path}')

@@ -15,17 +15,19 @@ import os
 import threading
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from dataclasses import dataclass
+
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import rclpy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import Trigger
 
 from robosandbox_control.arm_interface import ArmCommandInterface, joint_state_msg, time_msg
-from robosandbox_control.parameters import declare_parameters
+from robosandbox_control.messages import camera_info, diagnostic_array, diagnostic_status, ERROR, OK, WARN
+from robosandbox_control.parameters import declare, given, parameter, watch
 from robosandbox_control.qos import CAMERA_INFO_QOS, IMAGE_QOS
 from robosandbox_control.spinning import spin_node
 from robosandbox_control.trajectory import JointLimits, TrajectoryFollower
@@ -34,35 +36,61 @@ from robosandbox_hw.controller import (
     ArmMode, ControllerConfig, SafetyLimits, So101Controller)
 from robosandbox_hw.so101_bus import (
     BusError, calibration_path, CalibrationError, So101Bus, So101BusConfig)
-from robosandbox_sim.kinematics import ArmKinematics
-from robosandbox_sim.robot import load_robot, RobotDescriptionError
+from robosandbox_description.robot import load_robot, RobotDescriptionError
 
-PARAMETERS = {
-    # name: (default, description)
-    'port': ('/dev/ttyACM0', 'Serial port of the servo bus adapter.'),
-    'baudrate': (1_000_000, 'Servo bus baud rate (the STS3215 default is 1000000).'),
-    'robot_id': ('so101', "LeRobot robot id: the calibration is <LeRobot calibration dir>/robots/so_follower/<robot_id>.json."),
-    'calibration_file': ('', 'LeRobot calibration JSON overriding the one found from robot_id.'),
-    'robot': ('so101', 'Robot description (joint names, limits, home, gripper range): a packaged name or a sidecar YAML.'),
-    'joint_lower': (Parameter.Type.DOUBLE_ARRAY, 'Lower joint limits, rad, one per joint; unset: the robot model\'s.'),
-    'joint_upper': (Parameter.Type.DOUBLE_ARRAY, 'Upper joint limits, rad, one per joint; unset: the robot model\'s.'),
-    'max_velocity': ([1.5, 1.5, 1.5, 2.0, 2.0, 3.0], 'Velocity limit per joint, rad/s: faster commands are slowed to it.'),
-    'first_motion_velocity': (0.2, 'Speed limit, rad/s, from each enable until the first commanded target is reached.'),
-    'home_velocity': (0.5, 'Fastest joint speed on the way to the home pose (home service), rad/s.'),
-    'control_rate': (100.0, 'Read-state/write-goal loop rate, Hz; joint_states is published at this rate.'),
-    'command_timeout': (0.5, 'Watchdog: a streamed trajectory with no new message for this long (s) stops and holds.'),
-    'bus_retries': (2, 'Retries of a failed bus transaction before it counts as failed.'),
-    'max_consecutive_failures': (5, 'Failed control cycles in a row that put the arm in the error state.'),
-    'on_error': ('hold', "In the error state: 'hold' (servos keep their last goal) or 'release' (torque off)."),
-    'enable_on_start': (True, 'Torque on at start, holding the present pose (else call ~/enable).'),
-    'connect_timeout': (10.0, 'Seconds to keep trying to open the port and find the servos.'),
-    'camera_names': ([], 'Cameras to publish as cameras/<name>/image_raw.'),
-    'camera_devices': ([], 'One per camera: /dev/videoN, an index, or a video file (played in a loop).'),
-    'camera_width': (640, 'Camera image width, pixels.'),
-    'camera_height': (480, 'Camera image height, pixels.'),
-    'camera_fps': (30.0, 'Camera rate, Hz.'),
-    'camera_hfov': (70.0, 'Nominal horizontal field of view for camera_info, degrees.'),
-}
+def _positive(values) -> str:
+    return '' if all(v > 0 for v in values) else 'every value must be above 0'
+
+
+@dataclass
+class So101Parameters:
+    """Parameters of ``so101``. The bus, cameras and position limits are fixed at start;
+    speeds and the watchdog are live, so they can be turned down on a running arm."""
+
+    port: str = parameter('/dev/ttyACM0', 'Serial port of the servo bus adapter.', read_only=True)
+    baudrate: int = parameter(1_000_000, 'Servo bus baud rate (the STS3215 default is 1000000).',
+                              read_only=True, range=(9600, 1_000_000))
+    robot_id: str = parameter('so101', 'LeRobot robot id: the calibration is <LeRobot calibration dir>/'
+                                       'robots/so_follower/<robot_id>.json.', read_only=True)
+    calibration_file: str = parameter('', 'LeRobot calibration JSON overriding the one found from robot_id.',
+                                      read_only=True)
+    robot: str = parameter('so101', 'Robot description (joint names, limits, home, gripper range): '
+                                    'a packaged name or a sidecar YAML.', read_only=True)
+    joint_lower: list = parameter(None, "Lower joint limits, rad, one per joint; default: the robot "
+                                        "description's.", read_only=True, item_type=float)
+    joint_upper: list = parameter(None, "Upper joint limits, rad, one per joint; default: the robot "
+                                        "description's.", read_only=True, item_type=float)
+    max_velocity: list = parameter(None, "Velocity limit per joint, rad/s: faster commands are slowed to it; "
+                                         "default: the robot description's.", item_type=float,
+                                   range=(0.0, 10.0), validate=_positive)
+    first_motion_velocity: float = parameter(0.2, 'Speed limit, rad/s, from each enable until the first '
+                                                  'commanded target is reached.', range=(0.01, 10.0))
+    home_velocity: float = parameter(0.5, 'Fastest joint speed on the way to the home pose (~/home), rad/s.',
+                                     range=(0.01, 10.0))
+    control_rate: float = parameter(100.0, 'Read-state/write-goal loop rate, Hz; joint_states is published '
+                                           'at this rate.', read_only=True, range=(1.0, 1000.0))
+    command_timeout: float = parameter(0.5, 'Watchdog: a streamed trajectory with no new message for this '
+                                            'long (s) stops and holds.', range=(0.01, 60.0))
+    bus_retries: int = parameter(2, 'Retries of a failed bus transaction before it counts as failed.',
+                                 read_only=True, range=(0, 10))
+    max_consecutive_failures: int = parameter(5, 'Failed control cycles in a row that put the arm in the '
+                                                 'error state.', read_only=True, range=(1, 1000))
+    on_error: str = parameter('hold', "In the error state: 'hold' (servos keep their last goal) or "
+                                      "'release' (torque off).", read_only=True,
+                              validate=lambda v: '' if v in ('hold', 'release') else "use 'hold' or 'release'")
+    enable_on_start: bool = parameter(True, 'Torque on at start, holding the present pose (else call ~/enable).',
+                                      read_only=True)
+    connect_timeout: float = parameter(10.0, 'Seconds to keep trying to open the port and find the servos.',
+                                       read_only=True, range=(0.0, 3600.0))
+    camera_names: list = parameter([], 'Cameras to publish as cameras/<name>/image_raw.', read_only=True,
+                                   item_type=str)
+    camera_devices: list = parameter([], 'One per camera: /dev/videoN, an index, or a video file (played in '
+                                         'a loop).', read_only=True, item_type=str)
+    camera_width: int = parameter(640, 'Camera image width, pixels.', read_only=True, range=(1, 8192))
+    camera_height: int = parameter(480, 'Camera image height, pixels.', read_only=True, range=(1, 8192))
+    camera_fps: float = parameter(30.0, 'Camera rate, Hz.', read_only=True, range=(0.1, 1000.0))
+    camera_hfov: float = parameter(70.0, 'Nominal horizontal field of view for camera_info, degrees.',
+                                   read_only=True, range=(1.0, 179.0))
 
 
 class _RosLogHandler(logging.Handler):
@@ -92,29 +120,27 @@ class So101Node(Node):
         core.setLevel(logging.INFO)
         core.propagate = False
         core.handlers = [_RosLogHandler(self.get_logger())]
-        p = declare_parameters(self, PARAMETERS)
-        robot = load_robot(p['robot'])
-        kinematics = ArmKinematics(robot)
+        # The description is read before the parameters: it gives the limits' defaults.
+        robot = load_robot(given(self, So101Parameters, 'robot'))
+        self.p = p = declare(self, So101Parameters, joint_lower=list(robot.lower), joint_upper=list(robot.upper),
+                             max_velocity=list(robot.max_velocity))
         names = robot.joints
-        lower = np.array(p['joint_lower'] if p['joint_lower'] is not None else kinematics.joint_lower)
-        upper = np.array(p['joint_upper'] if p['joint_upper'] is not None else kinematics.joint_upper)
-        velocity = np.array(p['max_velocity'], dtype=float)
+        lower, upper = np.array(p.joint_lower), np.array(p.joint_upper)
+        velocity = np.array(p.max_velocity)
         for what, values in (('joint_lower', lower), ('joint_upper', upper), ('max_velocity', velocity)):
             if len(values) != len(names):
                 raise ValueError(f'{what} needs {len(names)} values ({list(names)}), got {len(values)}')
-        if np.any(velocity <= 0) or p['first_motion_velocity'] <= 0:
-            raise ValueError('velocity limits must be positive')
+        if np.any(lower >= upper):
+            raise ValueError(f'joint_lower must be below joint_upper for every joint: {lower} vs {upper}')
         self.limits = JointLimits(names, lower, upper)
-        g = names.index(robot.gripper_joint)
-        model_lower, model_upper = kinematics.joint_lower, kinematics.joint_upper
-        deadline = time.monotonic() + p['connect_timeout']
-        while not os.path.exists(p['port']) and time.monotonic() < deadline:
+        deadline = time.monotonic() + p.connect_timeout
+        while not os.path.exists(p.port) and time.monotonic() < deadline:
             time.sleep(0.2)        # a USB adapter being plugged in, an emulator starting
         self.bus = So101Bus(So101BusConfig(
-            port=p['port'], baudrate=p['baudrate'],
-            calibration_file=calibration_path(p['robot_id'], p['calibration_file']),
-            gripper_range=(float(model_lower[g]), float(model_upper[g])),
-            joints=names, gripper_joint=robot.gripper_joint, retries=p['bus_retries']))
+            port=p.port, baudrate=p.baudrate,
+            calibration_file=calibration_path(p.robot_id, p.calibration_file),
+            gripper_range=robot.gripper_range,
+            joints=names, gripper_joint=robot.gripper_joint, retries=p.bus_retries))
         self._connect(deadline)
         try:
             self._start(robot, p, names, lower, upper, velocity)
@@ -134,25 +160,26 @@ class So101Node(Node):
         self.commands = ArmCommandInterface(
             self, self.limits, self.follower, self.lock, now=time.time,
             measured=self._measured, home=[robot.home[j] for j in names],
-            home_velocity=p['home_velocity'], refusal=self._refusal)
+            home_velocity=p.home_velocity, refusal=self._refusal)
         self.joint_pub = self.create_publisher(JointState, 'joint_states', 100)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_service(Trigger, '~/emergency_stop', self._on_emergency_stop)
         self.create_service(Trigger, '~/enable', self._on_enable)
         self.controller = So101Controller(
             self.bus,
-            SafetyLimits(lower, upper, velocity, p['first_motion_velocity']),
-            ControllerConfig(rate=p['control_rate'],
-                             max_consecutive_failures=p['max_consecutive_failures'],
-                             on_error=p['on_error'], command_timeout=p['command_timeout']),
+            SafetyLimits(lower, upper, velocity, p.first_motion_velocity),
+            ControllerConfig(rate=p.control_rate,
+                             max_consecutive_failures=p.max_consecutive_failures,
+                             on_error=p.on_error, command_timeout=p.command_timeout),
             self.follower, self.lock,
             stream_stalled=self.commands.stream_stalled,
             on_state=self._publish_state)
         self.cameras = self._open_cameras(p)
-        self.controller.start(enable=p['enable_on_start'])
+        watch(self, p, self._on_parameters)
+        self.controller.start(enable=p.enable_on_start)
         self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(
-            f'SO-101 on {p["port"]} ({p["baudrate"]} baud), calibration '
+            f'SO-101 on {p.port} ({p.baudrate} baud), calibration '
             f'{self.bus.config.calibration_file}, {self.controller.mode.value}, '
             f'cameras {[c.config.name for c in self.cameras]}')
 
@@ -170,25 +197,19 @@ class So101Node(Node):
                 time.sleep(0.5)
 
     def _open_cameras(self, p) -> list[Camera]:
-        names, devices = p['camera_names'], p['camera_devices']
+        names, devices = p.camera_names, p.camera_devices
         if len(names) != len(devices):
             raise ValueError(f'camera_names {names} and camera_devices {devices} differ in length')
         cameras = []
         for name, device in zip(names, devices):
-            config = CameraConfig(name, device, p['camera_width'], p['camera_height'],
-                                  p['camera_fps'], p['camera_hfov'])
+            config = CameraConfig(name, device, p.camera_width, p.camera_height, p.camera_fps, p.camera_hfov)
             image_pub = self.create_publisher(Image, f'cameras/{name}/image_raw', IMAGE_QOS)
             info_pub = self.create_publisher(CameraInfo, f'cameras/{name}/camera_info', CAMERA_INFO_QOS)
             cameras.append(Camera(config, self._frame_publisher(config, image_pub, info_pub)))
         return cameras
 
     def _frame_publisher(self, config: CameraConfig, image_pub, info_pub):
-        fx, fy, cx, cy = config.intrinsics()
-        info = CameraInfo(width=config.width, height=config.height, distortion_model='plumb_bob',
-                          d=[0.0] * 5, k=[fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0],
-                          r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
-                          p=[fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0])
-        info.header.frame_id = f'{config.name}_optical_frame'
+        info = camera_info(config.intrinsics(), f'{config.name}_optical_frame')
 
         def publish(stamp: float, rgb: np.ndarray) -> None:
             if image_pub.get_subscription_count() == 0:
@@ -200,6 +221,17 @@ class So101Node(Node):
             image_pub.publish(image)
             info_pub.publish(info)
         return publish
+
+    def _on_parameters(self, names) -> str:
+        p, limits = self.p, self.controller.limiter.limits
+        if len(p.max_velocity) != len(self.limits.names):
+            return f'max_velocity needs {len(self.limits.names)} values'
+        # Attribute swaps the control thread picks up on its next cycle.
+        limits.max_velocity = np.array(p.max_velocity)
+        limits.first_motion_velocity = p.first_motion_velocity
+        self.controller.config.command_timeout = p.command_timeout
+        self.commands.home_velocity = p.home_velocity
+        return ''
 
     # --- state and commands ---------------------------------------------------------------
 
@@ -238,10 +270,7 @@ class So101Node(Node):
 
     def _publish_diagnostics(self) -> None:
         c, counters = self.controller, self.bus.counters
-        bus = DiagnosticStatus(name='so101: servo bus', hardware_id=self.bus.config.port)
-        bus.level = {ArmMode.ACTIVE: DiagnosticStatus.OK, ArmMode.TORQUE_OFF: DiagnosticStatus.OK,
-                     ArmMode.EMERGENCY_STOP: DiagnosticStatus.WARN}.get(c.mode, DiagnosticStatus.ERROR)
-        bus.message = c.mode.value + (f': {c.error}' if c.error else '')
+        level = {ArmMode.ACTIVE: OK, ArmMode.TORQUE_OFF: OK, ArmMode.EMERGENCY_STOP: WARN}.get(c.mode, ERROR)
         values = [('mode', c.mode.value), ('error', c.error),
                   ('loop_rate_hz', f'{c.loop_rate:.1f}'),
                   ('transactions', counters.transactions), ('retries', counters.retries),
@@ -250,17 +279,13 @@ class So101Node(Node):
                   ('calibration_written_to_servos', counters.calibration_written)]
         for key, array in c.health.items():
             values += [(f'{j}.{key}', f'{v:g}') for j, v in zip(self.limits.names, array)]
-        bus.values = [KeyValue(key=k, value=str(v)) for k, v in values]
-        statuses = [bus]
+        statuses = [diagnostic_status('so101: servo bus', level, c.mode.value + (f': {c.error}' if c.error else ''),
+                                      self.bus.config.port, values)]
         for camera in self.cameras:
-            status = DiagnosticStatus(name=f'so101: camera {camera.config.name}',
-                                      hardware_id=camera.config.device)
-            status.level = DiagnosticStatus.OK if camera.frames else DiagnosticStatus.WARN
-            status.message = f'{camera.frames} frames, {camera.failures} failed reads'
-            statuses.append(status)
-        array = DiagnosticArray(status=statuses)
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(array)
+            statuses.append(diagnostic_status(
+                f'so101: camera {camera.config.name}', OK if camera.frames else WARN,
+                f'{camera.frames} frames, {camera.failures} failed reads', camera.config.device))
+        self.diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), statuses))
 
     @property
     def alive(self) -> bool:

@@ -1,1 +1,1 @@
-"""Policy node (LeRobot checkpoints, replay, scripted expert), recorder and export (issues: policy, recording). Not implemented yet."""
+"""Policies on the arm contract: LeRobot checkpoints, replays, a scripted expert, your own; the episode runner."""

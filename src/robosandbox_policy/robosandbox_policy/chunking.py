@@ -16,7 +16,7 @@ from collections import deque
 import math
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -15,20 +15,13 @@ import warnings
 import numpy as np
 
 from robosandbox_control.units import (  # noqa: F401 - the policy side's names for them
-    joint_units, JointUnits, LEROBOT_SO101, ROS, UNIT_CONVENTIONS, UnitsError)
+    joint_units, JointUnits, LEROBOT_SO101, lerobot_feature_names, ROS, UNIT_CONVENTIONS, UnitsError)
 
 IMAGE_PREFIX = 'observation.images.'
 
 
 class EmbodimentError(UnitsError):
     """A policy's features cannot be mapped onto the robot's joints and cameras."""
-
-
-def gripper_range(kinematics) -> tuple[str, tuple[float, float]]:
-    """The gripper joint of ``kinematics.robot`` and its position range, rad."""
-    robot = kinematics.robot
-    g = robot.joints.index(robot.gripper_joint)
-    return robot.gripper_joint, (float(kinematics.joint_lower[g]), float(kinematics.joint_upper[g]))
 
 
 def guess_convention(state_stats: dict | None) -> str:
@@ -42,11 +35,6 @@ def guess_convention(state_stats: dict | None) -> str:
     extremes = [np.abs(np.asarray(state_stats[k], dtype=float)).max()
                 for k in ('min', 'max', 'mean') if k in state_stats]
     return LEROBOT_SO101 if extremes and max(extremes) > math.pi + 0.1 else ROS
-
-
-def lerobot_feature_names(joint_names) -> list[str]:
-    """LeRobot's names for the motor positions: ``shoulder_pan.pos``..."""
-    return [f'{name}.pos' for name in joint_names]
 
 
 @dataclass(frozen=True)

@@ -9,77 +9,91 @@ verdicts), 1 if the sim, the policy or the recorder failed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import rclpy
 from rclpy.action import ActionClient
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
-from robosandbox_control.parameters import declare_parameters
+from robosandbox_control.parameters import declare, parameter
+from robosandbox_control.clients import ActionRefused, run_goal
 from robosandbox_control.spinning import spin_for, wait_future
 from robosandbox_msgs.action import RunPolicy
 from robosandbox_msgs.srv import ResetSim, StartEpisode, StopEpisode
 from robosandbox_sim.task import load_task, TaskError
 
-PARAMETERS = {
-    'episodes': (1, 'Number of episodes to run.'),
-    'task': ('pick_cube', 'Sim task of each episode (name or YAML path).'),
-    'seed': (0, 'Seed of the first episode; episode i uses seed + i.'),
-    'instruction': ('', "Language instruction for the policy; '' = the task's own."),
-    'max_duration': (0.0, "Episode length limit, s of sim time; 0 = the task's time_limit."),
-    'success_hold': (0.5, 'An episode ends once the task has reported success this long, s.'),
-    'reset': ('sim', "Between episodes: 'sim' resets the sim (reset_service), 'home' moves the "
-                     "arm home (the home service) and waits reset_pause for a person to reset the scene."),
-    'reset_service': ('sim/reset', 'The sim reset service.'),
-    'reset_pause': (5.0, "With reset:=home, seconds after homing before the next episode starts."),
-    'run_action': ('policy/run', "The policy node's run action."),
-    'recorder': ('', "Namespace of a recorder's start/stop services, e.g. 'recorder'; '' = no recording."),
-    'policy': ('', 'What drives the arm, written into recorded episodes.'),
-    'wait_timeout': (60.0, 'How long to wait for the sim and the policy node, s.'),
-}
+def _one_of(*choices):
+    return lambda value: '' if value in choices else f'use one of {list(choices)}'
+
+
+@dataclass
+class RunnerParameters:
+    """Parameters of ``episode_runner``, a job that reads them once at start."""
+
+    episodes: int = parameter(1, 'Number of episodes to run.', read_only=True, range=(0, 1_000_000))
+    task: str = parameter('pick_cube', 'Sim task of each episode (name or YAML path).', read_only=True)
+    seed: int = parameter(0, 'Seed of the first episode; episode i uses seed + i.', read_only=True,
+                          range=(0, 2**31 - 1))
+    instruction: str = parameter('', "Language instruction for the policy; '' = the task's own.", read_only=True)
+    max_duration: float = parameter(0.0, "Episode length limit, s of sim time; 0 = the task's time_limit.",
+                                    read_only=True, range=(0.0, 1e6))
+    success_hold: float = parameter(0.5, 'An episode ends once the task has reported success this long, s.',
+                                    read_only=True, range=(0.0, 1e6))
+    reset: str = parameter('sim', "Between episodes: 'sim' resets the sim (reset_service), 'home' moves the "
+                                  'arm home (the home service) and waits reset_pause for a person to reset '
+                                  'the scene.', read_only=True, validate=_one_of('sim', 'home'))
+    reset_service: str = parameter('sim/reset', 'The sim reset service.', read_only=True)
+    reset_pause: float = parameter(5.0, 'With reset:=home, seconds after homing before the next episode starts.',
+                                   read_only=True, range=(0.0, 3600.0))
+    run_action: str = parameter('policy/run', "The policy node's run action.", read_only=True)
+    recorder: str = parameter('', "Namespace of a recorder's start/stop services, e.g. 'recorder'; '' = no "
+                                  'recording.', read_only=True)
+    policy: str = parameter('', 'What drives the arm, written into recorded episodes.', read_only=True)
+    wait_timeout: float = parameter(60.0, 'How long to wait for the sim and the policy node, s.', read_only=True,
+                                    range=(0.0, 3600.0))
 
 
 class EpisodeRunner(Node):
 
     def __init__(self, **kwargs):
         super().__init__('episode_runner', **kwargs)
-        self.p = declare_parameters(self, PARAMETERS)
-        self.task = load_task(self.p['task'])
-        if self.p['reset'] not in ('sim', 'home'):
-            raise ValueError(f"reset must be 'sim' or 'home', got {self.p['reset']!r}")
-        self.reset_client = (self.create_client(ResetSim, self.p['reset_service'])
-                             if self.p['reset'] == 'sim' else self.create_client(Trigger, 'home'))
-        self.run_client = ActionClient(self, RunPolicy, self.p['run_action'])
+        self.p = declare(self, RunnerParameters)
+        self.task = load_task(self.p.task)
+        self.reset_client = (self.create_client(ResetSim, self.p.reset_service)
+                             if self.p.reset == 'sim' else self.create_client(Trigger, 'home'))
+        self.run_client = ActionClient(self, RunPolicy, self.p.run_action)
         self.recorder = None
-        if self.p['recorder']:
-            prefix = self.p['recorder'].rstrip('/')
+        if self.p.recorder:
+            prefix = self.p.recorder.rstrip('/')
             self.recorder = (self.create_client(StartEpisode, f'{prefix}/start'),
                              self.create_client(StopEpisode, f'{prefix}/stop'))
 
     def _wait_for_servers(self) -> None:
-        timeout = self.p['wait_timeout']
+        timeout = self.p.wait_timeout
         if not self.reset_client.wait_for_service(timeout_sec=timeout):
             raise TimeoutError(f'no {self.reset_client.srv_name} service after {timeout:g} s')
         if not self.run_client.wait_for_server(timeout_sec=timeout):
-            raise TimeoutError(f'no {self.p["run_action"]} action server after {timeout:g} s')
+            raise TimeoutError(f'no {self.p.run_action} action server after {timeout:g} s')
         for client in self.recorder or ():
             if not client.wait_for_service(timeout_sec=timeout):
                 raise TimeoutError(f'no {client.srv_name} service after {timeout:g} s')
 
     def run_episode(self, seed: int) -> tuple[RunPolicy.Result, StopEpisode.Response | None]:
-        if self.p['reset'] == 'sim':
+        if self.p.reset == 'sim':
             reset = wait_future(self, self.reset_client.call_async(
-                ResetSim.Request(task=self.p['task'], seed=seed)))
+                ResetSim.Request(task=self.p.task, seed=seed)))
         else:
             reset = wait_future(self, self.reset_client.call_async(Trigger.Request()), timeout=120.0)
         if not reset.success:
-            raise RuntimeError(f'{self.p["reset"]} reset failed: {reset.message}')
-        if self.p['reset'] == 'home' and self.p['reset_pause'] > 0:
-            print(f'home; next episode in {self.p["reset_pause"]:g} s: reset the scene', flush=True)
-            spin_for(self, self.p['reset_pause'])
-        instruction = self.p['instruction'] or self.task.instruction
+            raise RuntimeError(f'{self.p.reset} reset failed: {reset.message}')
+        if self.p.reset == 'home' and self.p.reset_pause > 0:
+            print(f'home; next episode in {self.p.reset_pause:g} s: reset the scene', flush=True)
+            spin_for(self, self.p.reset_pause)
+        instruction = self.p.instruction or self.task.instruction
         if self.recorder:
             started = wait_future(self, self.recorder[0].call_async(StartEpisode.Request(
-                task=self.task.name, instruction=instruction, seed=seed, policy=self.p['policy'])))
+                task=self.task.name, instruction=instruction, seed=seed, policy=self.p.policy)))
             if not started.success:
                 raise RuntimeError(f'the recorder did not start: {started.message}')
         result = self._run_policy(instruction)
@@ -93,17 +107,17 @@ class EpisodeRunner(Node):
     def _run_policy(self, instruction: str) -> RunPolicy.Result:
         goal = RunPolicy.Goal(
             task=instruction,
-            max_duration=self.p['max_duration'] or self.task.time_limit,
-            stop_on_success=True, success_hold=self.p['success_hold'])
-        handle = wait_future(self, self.run_client.send_goal_async(goal))
-        if not handle.accepted:
-            raise RuntimeError('the policy node rejected the run (is another run active?)')
+            max_duration=self.p.max_duration or self.task.time_limit,
+            stop_on_success=True, success_hold=self.p.success_hold)
         timeout = 3.0 * goal.max_duration + 30.0   # generous: sim time may run slower than wall
-        return wait_future(self, handle.get_result_async(), timeout=timeout).result
+        try:
+            return run_goal(self, self.run_client, goal, timeout, server_timeout=self.p.wait_timeout)
+        except ActionRefused as e:
+            raise RuntimeError(f'{e} (is another run active?)') from None
 
     def run(self) -> int:
         self._wait_for_servers()
-        episodes, first_seed = int(self.p['episodes']), int(self.p['seed'])
+        episodes, first_seed = int(self.p.episodes), int(self.p.seed)
         successes = 0
         for i in range(episodes):
             seed = first_seed + i

@@ -13,6 +13,7 @@ import math
 import mujoco
 import numpy as np
 
+from robosandbox_description.robot import RobotDescription
 from robosandbox_policy.observation import Observation
 from robosandbox_policy.policy import PolicyError
 from robosandbox_sim.kinematics import ArmKinematics
@@ -68,9 +69,9 @@ class PickPlaceExpert:
     needs_object_poses = True
     fps = None
 
-    def __init__(self, kinematics: ArmKinematics | str = 'so101', config: ExpertConfig | None = None):
+    def __init__(self, robot: RobotDescription | str = 'so101', config: ExpertConfig | None = None):
         self.config = config or ExpertConfig()
-        self.kinematics = kinematics if isinstance(kinematics, ArmKinematics) else ArmKinematics(kinematics)
+        self.kinematics = ArmKinematics(robot)
         robot = self.kinematics.robot
         self.joint_names = robot.joints
         self._n_arm = len(robot.arm_joints)

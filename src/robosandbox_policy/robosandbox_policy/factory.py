@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from robosandbox_policy.embodiment import gripper_range
-from robosandbox_policy.expert import PickPlaceExpert
-from robosandbox_policy.lerobot_policy import CheckpointPolicy
+from robosandbox_description.robot import RobotDescription
 from robosandbox_policy.policy import HoldPolicy, Policy
 from robosandbox_policy.replay import ReplayPolicy
-from robosandbox_sim.kinematics import ArmKinematics
 
 REPLAY_PREFIX = 'replay:'
 
@@ -31,17 +28,23 @@ class PolicyOptions:
     replay_lookahead: float = 0.0       # s
 
 
-def make_policy(spec: str, kinematics: ArmKinematics, options: PolicyOptions = PolicyOptions()
+def make_policy(spec: str, robot: RobotDescription, options: PolicyOptions = PolicyOptions()
                 ) -> Policy:
-    robot = kinematics.robot
+    """The policy ``spec`` names, for ``robot``.
+
+    Each kind imports what it needs when chosen: the expert loads MuJoCo, a
+    checkpoint torch and LeRobot; ``hold`` and replays load neither.
+    """
     if spec == 'expert':
-        return PickPlaceExpert(kinematics)
+        from robosandbox_policy.expert import PickPlaceExpert
+        return PickPlaceExpert(robot)
     if spec == 'hold':
         return HoldPolicy(robot.joints)
     if spec.startswith(REPLAY_PREFIX):
         return ReplayPolicy(spec[len(REPLAY_PREFIX):], options.replay_lookahead)
-    gripper, limits = gripper_range(kinematics)
+    from robosandbox_policy.lerobot_policy import CheckpointPolicy
     return CheckpointPolicy(
-        spec, options.joint_names or robot.joints, gripper, limits, units=options.units,
+        spec, options.joint_names or robot.joints, robot.gripper_joint, robot.gripper_range,
+        units=options.units,
         image_topics=options.image_topics, device=options.device,
         torch_threads=options.torch_threads, rate=options.rate)

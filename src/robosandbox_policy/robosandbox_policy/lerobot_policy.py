@@ -69,7 +69,7 @@ class CheckpointPolicy:
             if action_dim != n:
                 warnings.warn(f'action: the policy drives {action_dim} values for {n} joints; '
                               + ('the extra ones are dropped' if action_dim > n
-                                 else f'{self.joint_names[action_dim:]} hold'))
+                                 else f'{self.joint_names[action_dim:]} hold'), stacklevel=2)
         self.warnings = [str(w.message) for w in caught]
 
         convention = guess_convention(loaded.state_stats) if units == 'auto' else units

@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import rclpy
 from rclpy.task import Future
@@ -32,8 +32,10 @@ from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robosandbox_control.arm_interface import to_seconds
-from robosandbox_control.parameters import declare_parameters
+from robosandbox_control.messages import diagnostic_array, diagnostic_status, OK
+from robosandbox_control.parameters import declare, parameter, watch
 from robosandbox_control.spinning import spin_node
+from robosandbox_description.robot import load_robot, RobotDescriptionError
 from robosandbox_msgs.action import RunPolicy
 from robosandbox_msgs.msg import TaskStatus
 from robosandbox_policy.checkpoint import CheckpointError
@@ -42,27 +44,33 @@ from robosandbox_policy.factory import make_policy, PolicyOptions
 from robosandbox_policy.observation import Observation
 from robosandbox_policy.policy import control_rate, PolicyError
 from robosandbox_policy.replay import TrajectoryFileError
-from robosandbox_sim.kinematics import ArmKinematics
-from robosandbox_sim.robot import RobotDescriptionError
 
-PARAMETERS = {
-    'policy': ('expert', 'expert | hold | replay:<file.csv> | a LeRobot checkpoint '
-                         '(local directory or Hugging Face Hub repo id).'),
-    'robot': ('so101', 'Robot description (name or sidecar YAML): joint names, limits, gripper.'),
-    'rate': (0.0, "Control rate, Hz; 0 = the checkpoint's fps (30 when it records none)."),
-    'task': ('', 'Default language instruction when a run goal gives none.'),
-    'units': ('auto', 'Checkpoint joint units: ros (rad) | lerobot_so101 (deg, gripper 0-100) '
-                      '| auto (from the normalisation stats).'),
-    'joint_names': ([], "Checkpoint state/action joint order; [] = the robot's joint order."),
-    'image_topics': ([], "'<image key>=<topic>' entries; keys not named read "
-                         "cameras/<key>/image_raw."),
-    'device': ('cpu', 'Torch device for checkpoints: cpu, cuda, cuda:N.'),
-    'torch_threads': (1, 'Torch CPU threads for inference (0 = torch default); keep it below '
-                         'the free cores so inference does not starve the sim.'),
-    'replay_lookahead': (0.0, 'Replay: command each target this many s early.'),
-    'action_tolerance': (0.02, 'rad beyond a joint limit an action may go (then clipped); '
-                               'further out stops the run.'),
-}
+
+@dataclass
+class PolicyParameters:
+    """Parameters of ``policy_node``. What shapes the loaded policy is fixed at start."""
+
+    policy: str = parameter('expert', 'expert | hold | replay:<file.csv> | a LeRobot checkpoint '
+                                      '(local directory or Hugging Face Hub repo id).', read_only=True)
+    robot: str = parameter('so101', 'Robot description (packaged name or sidecar YAML): joint names, '
+                                    'limits, gripper.', read_only=True)
+    rate: float = parameter(0.0, "Control rate, Hz; 0 = the checkpoint's fps (30 when it records none). "
+                                 'Fixed: action chunks are timed by it.', read_only=True, range=(0.0, 1000.0))
+    task: str = parameter('', 'Default language instruction when a run goal gives none.')
+    units: str = parameter('auto', 'Checkpoint joint units: ros (rad) | lerobot_so101 (deg, gripper 0-100) '
+                                   '| auto (from the normalisation stats).', read_only=True)
+    joint_names: list = parameter([], "Checkpoint state/action joint order; [] = the robot's joint order.",
+                                  read_only=True, item_type=str)
+    image_topics: list = parameter([], "'<image key>=<topic>' entries; keys not named read "
+                                       'cameras/<key>/image_raw.', read_only=True, item_type=str)
+    device: str = parameter('cpu', 'Torch device for checkpoints: cpu, cuda, cuda:N.', read_only=True)
+    torch_threads: int = parameter(1, 'Torch CPU threads for inference (0 = torch default); keep it below '
+                                      'the free cores so inference does not starve the sim.',
+                                   read_only=True, range=(0, 256))
+    replay_lookahead: float = parameter(0.0, 'Replay: command each target this many s early.',
+                                        read_only=True, range=(0.0, 10.0))
+    action_tolerance: float = parameter(0.02, 'rad beyond a joint limit an action may go (then clipped); '
+                                              'further out stops the run.', range=(0.0, 1.0))
 
 
 @dataclass
@@ -98,28 +106,27 @@ class PolicyNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__('policy', **kwargs)
-        p = declare_parameters(self, PARAMETERS)
-        self.kinematics = ArmKinematics(p['robot'])
-        self.policy = make_policy(p['policy'], self.kinematics, PolicyOptions(
-            units=p['units'], image_topics=tuple(p['image_topics']),
-            joint_names=tuple(p['joint_names']), device=p['device'],
-            torch_threads=int(p['torch_threads']), rate=float(p['rate']),
-            replay_lookahead=float(p['replay_lookahead'])))
+        self.p = p = declare(self, PolicyParameters)
+        watch(self, p)              # task and action_tolerance are read where used
+        self.robot = load_robot(p.robot)
+        self.policy = make_policy(p.policy, self.robot, PolicyOptions(
+            units=p.units, image_topics=tuple(p.image_topics),
+            joint_names=tuple(p.joint_names), device=p.device,
+            torch_threads=p.torch_threads, rate=p.rate,
+            replay_lookahead=p.replay_lookahead))
         for message in getattr(self.policy, 'warnings', []):
             self.get_logger().warning(message)
-        self.rate = control_rate(float(p['rate']), self.policy.fps)
+        self.rate = control_rate(p.rate, self.policy.fps)
         self.period = 1.0 / self.rate
-        self.default_task = p['task']
-        self.tolerance = float(p['action_tolerance'])
 
-        robot_joints = self.kinematics.robot.joints
+        robot_joints = self.robot.joints
         unknown = [j for j in self.policy.joint_names if j not in robot_joints]
         if unknown:
             raise EmbodimentError(f'policy joints {unknown} are not joints of robot '
-                                  f'{self.kinematics.robot.name} ({list(robot_joints)})')
+                                  f'{self.robot.name} ({list(robot_joints)})')
         index = [robot_joints.index(j) for j in self.policy.joint_names]
-        self.lower = self.kinematics.joint_lower[index]
-        self.upper = self.kinematics.joint_upper[index]
+        self.lower = self.robot.lower[index]
+        self.upper = self.robot.upper[index]
 
         self._run: _Run | None = None
         self._joint_state: JointState | None = None
@@ -145,7 +152,7 @@ class PolicyNode(Node):
             goal_callback=self._on_goal, cancel_callback=self._on_cancel)
         self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(
-            f'policy {p["policy"]!r} at {self.rate:g} Hz; joints {list(self.policy.joint_names)}'
+            f'policy {p.policy!r} at {self.rate:g} Hz; joints {list(self.policy.joint_names)}'
             + (f'; images {self.policy.image_topics}' if topics else ''))
 
     # --- inputs -----------------------------------------------------------------
@@ -193,7 +200,7 @@ class PolicyNode(Node):
         # the sim's clock runs on across resets, so newer stamps mean newer state.
         latest = [to_seconds(m.header.stamp) for m in (self._joint_state, self._status) if m]
         first_stamp = max(latest) + 1e-9 if latest else 0.0
-        run = _Run(goal_handle=goal_handle, task=goal.task or self.default_task,
+        run = _Run(goal_handle=goal_handle, task=goal.task or self.p.task,
                    done=Future(), first_stamp=first_stamp)
         self.policy.reset()
         self._run = run
@@ -300,7 +307,8 @@ class PolicyNode(Node):
             return f'policy returned {action.shape} values for {len(self.policy.joint_names)} joints'
         if not np.all(np.isfinite(action)):
             return f'policy produced a non-finite action {action.tolist()}'
-        over = (action < self.lower - self.tolerance) | (action > self.upper + self.tolerance)
+        tolerance = self.p.action_tolerance
+        over = (action < self.lower - tolerance) | (action > self.upper + tolerance)
         if np.any(over):
             bad = {self.policy.joint_names[i]: round(float(action[i]), 4) for i in np.flatnonzero(over)}
             return f'policy produced out-of-range targets {bad}'
@@ -351,20 +359,15 @@ class PolicyNode(Node):
         runner = getattr(self.policy, 'runner', None)
         inference = list(runner.inference_times) if runner else []
         run = self._run
-        status = DiagnosticStatus(
-            level=DiagnosticStatus.OK, name=f'{self.get_name()}: policy',
-            message='running' if run else 'idle', hardware_id='policy')
-        status.values = [KeyValue(key=k, value=v) for k, v in (
+        status = diagnostic_status(f'{self.get_name()}: policy', OK, 'running' if run else 'idle', 'policy', (
             ('rate_hz', f'{self.rate:g}'),
             ('overhead_p50_ms', ms(overhead, 50)), ('overhead_p99_ms', ms(overhead, 99)),
             ('act_p50_ms', ms(act, 50)), ('act_p99_ms', ms(act, 99)),
             ('inference_p50_ms', ms(inference, 50)), ('inference_p99_ms', ms(inference, 99)),
             ('inferences', str(len(inference))),
             ('missed_ticks', str(run.missed if run else 0)),
-        )]
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
+        ))
+        self.diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), [status]))
 
     def destroy_node(self) -> None:
         self.policy.close()

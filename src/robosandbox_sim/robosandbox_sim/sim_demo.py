@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import time
 
-from builtin_interfaces.msg import Duration
 import rclpy
 from rclpy.action import ActionClient
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robosandbox_control.arm_interface import to_seconds
+from robosandbox_control.clients import ActionRefused, run_goal, trajectory_msg
 from robosandbox_control.spinning import spin_for, spin_until, wait_future
 from robosandbox_msgs.action import FollowJointTrajectory
 from robosandbox_msgs.msg import TaskStatus
@@ -79,14 +78,12 @@ class SimDemo(Node):
             f'{n}={p:+.3f}' for n, p in zip(self.joints.name, self.joints.position)))
 
         names = [n for n in self.joints.name if n in POSE]
-        point = JointTrajectoryPoint(positions=[POSE[n] for n in names],
-                                     time_from_start=Duration(sec=2))
-        goal = FollowJointTrajectory.Goal(trajectory=JointTrajectory(joint_names=names, points=[point]))
-        if not self.action.wait_for_server(timeout_sec=10.0):
-            log.error('follow_joint_trajectory action server not available')
+        goal = FollowJointTrajectory.Goal(trajectory=trajectory_msg(names, [(2.0, [POSE[n] for n in names])]))
+        try:
+            result = run_goal(self, self.action, goal, 30.0, server_timeout=10.0)
+        except ActionRefused as e:
+            log.error(str(e))
             return False
-        handle = wait_future(self, self.action.send_goal_async(goal), 10.0)
-        result = wait_future(self, handle.get_result_async(), 30.0).result
         reached = dict(zip(self.joints.name, self.joints.position))
         log.info(f'trajectory action: error_code {result.error_code} {result.error_string!r}; '
                  + ', '.join(f'{n}={reached[n]:+.3f}' for n in names))

@@ -18,7 +18,7 @@ import threading
 import time
 
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Pose
 import rclpy
 from rclpy.executors import MultiThreadedExecutor
@@ -30,33 +30,43 @@ from std_srvs.srv import SetBool
 
 from robosandbox_control.arm_interface import (
     ArmCommandInterface, joint_state_msg, split_seconds, time_msg)
-from robosandbox_control.parameters import declare_parameters
+from robosandbox_control.messages import camera_info, diagnostic_array, diagnostic_status, OK, WARN
+from robosandbox_control.parameters import declare, parameter, watch
 from robosandbox_control.qos import CAMERA_INFO_QOS, IMAGE_QOS
 from robosandbox_control.spinning import spin_node
 from robosandbox_control.trajectory import JointLimits, TrajectoryFollower
 from robosandbox_msgs.msg import TaskStatus
 from robosandbox_msgs.srv import ResetSim, StepSim
-from robosandbox_sim.robot import load_robot, RobotDescriptionError
+from robosandbox_description.robot import load_robot, RobotDescriptionError
 from robosandbox_sim.simulation import Simulation
 from robosandbox_sim.task import TaskError
 
-PARAMETERS = {
-    # name: (default, description)
-    'robot': ('so101', 'Packaged robot name (so101, so_arm100) or path to a robot sidecar YAML.'),
-    'robot_model': ('', 'MJCF/URDF file overriding the model named by the robot sidecar.'),
-    'task': ('pick_cube', 'Task loaded at start: a packaged task name or a task YAML path.'),
-    'seed': (0, 'Seed of the initial task randomisation.'),
-    'real_time_factor': (1.0, 'Sim seconds per wall second; 0 runs as fast as possible.'),
-    'joint_state_rate': (100.0, 'joint_states publish rate, Hz of sim time.'),
-    'task_status_rate': (10.0, 'task_status publish rate, Hz of sim time.'),
-    'cameras': (['all'], "Cameras to publish, or ['all']; each only while it has subscribers."),
-    'camera_width': (320, 'Camera image width, pixels.'),
-    'camera_height': (240, 'Camera image height, pixels.'),
-    'camera_rate': (30.0, 'Camera publish rate, Hz of sim time.'),
-    'visual_detail': (0.003, 'Visual mesh simplification cell size, m; 0 keeps the full meshes.'),
-    'home_velocity': (0.5, 'Fastest joint speed on the way to the home pose (home service), rad/s.'),
-    'start_paused': (False, 'Start with physics paused (use ~/pause and ~/step).'),
-}
+@dataclass
+class SimParameters:
+    """Parameters of ``sim``. What builds the scene is fixed at start; rates and pacing are live."""
+
+    robot: str = parameter('so101', 'Packaged robot name (so101, so_arm100) or path to a robot sidecar YAML.',
+                           read_only=True)
+    robot_model: str = parameter('', 'MJCF/URDF file overriding the model named by the robot sidecar.',
+                                 read_only=True)
+    task: str = parameter('pick_cube', 'Task loaded at start: a packaged task name or a task YAML path '
+                                       '(~/reset loads others).', read_only=True)
+    seed: int = parameter(0, 'Seed of the initial task randomisation.', read_only=True, range=(0, 2**31 - 1))
+    real_time_factor: float = parameter(1.0, 'Sim seconds per wall second; 0 runs as fast as possible.',
+                                        range=(0.0, 1000.0))
+    joint_state_rate: float = parameter(100.0, 'joint_states publish rate, Hz of sim time.',
+                                        range=(0.1, 1000.0))
+    task_status_rate: float = parameter(10.0, 'task_status publish rate, Hz of sim time.', range=(0.1, 1000.0))
+    cameras: list = parameter(['all'], "Cameras to publish, or ['all']; each only while it has subscribers.",
+                              read_only=True)
+    camera_width: int = parameter(320, 'Camera image width, pixels.', read_only=True, range=(1, 4096))
+    camera_height: int = parameter(240, 'Camera image height, pixels.', read_only=True, range=(1, 4096))
+    camera_rate: float = parameter(30.0, 'Camera publish rate, Hz of sim time.', range=(0.1, 1000.0))
+    visual_detail: float = parameter(0.003, 'Visual mesh simplification cell size, m; 0 keeps the full '
+                                            'meshes.', read_only=True, range=(0.0, 0.1))
+    home_velocity: float = parameter(0.5, 'Fastest joint speed on the way to the home pose (~/home), rad/s.',
+                                     range=(0.01, 10.0))
+    start_paused: bool = parameter(False, 'Start with physics paused (use ~/pause and ~/step).', read_only=True)
 
 
 @dataclass
@@ -71,12 +81,12 @@ class SimNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__('sim', **kwargs)
-        p = declare_parameters(self, PARAMETERS)
+        self.p = p = declare(self, SimParameters)
 
-        robot = load_robot(p['robot'], p['robot_model'] or None)
-        self.sim = Simulation(robot, p['task'], p['seed'], p['visual_detail'])
-        self.rtf = float(p['real_time_factor'])
-        self._paused = bool(p['start_paused'])
+        robot = load_robot(p.robot, p.robot_model or None)
+        self.sim = Simulation(robot, p.task, p.seed, p.visual_detail)
+        self.rtf = p.real_time_factor
+        self._paused = p.start_paused
 
         names = self.sim.joint_names
         lo, hi = self.sim.joint_limits()
@@ -86,7 +96,7 @@ class SimNode(Node):
         self.commands = ArmCommandInterface(
             self, self.limits, self.follower, self.lock,
             now=lambda: self.sim.time, measured=self._measured_positions,
-            home=[robot.home[j] for j in names], home_velocity=p['home_velocity'])
+            home=[robot.home[j] for j in names], home_velocity=p.home_velocity)
 
         # Reliable at 500 Hz: a depth of 10 would give a subscriber (the recorder)
         # only 20 ms of slack before samples are overwritten unacknowledged.
@@ -98,7 +108,7 @@ class SimNode(Node):
         self.joint_pub = self.create_publisher(JointState, 'joint_states', 100)
         self.status_pub = self.create_publisher(TaskStatus, 'task_status', 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        cameras = self.sim.camera_names if 'all' in p['cameras'] else p['cameras']
+        cameras = self.sim.camera_names if 'all' in p.cameras else p.cameras
         unknown = set(cameras) - set(self.sim.camera_names)
         if unknown:
             raise ValueError(f'unknown camera(s) {sorted(unknown)}; '
@@ -107,25 +117,39 @@ class SimNode(Node):
             name: (self.create_publisher(Image, f'cameras/{name}/image_raw', IMAGE_QOS),
                    self.create_publisher(CameraInfo, f'cameras/{name}/camera_info', CAMERA_INFO_QOS))
             for name in cameras}
-        self.cam_size = (int(p['camera_width']), int(p['camera_height']))
+        self.cam_size = (p.camera_width, p.camera_height)
 
         self.create_service(ResetSim, '~/reset', self._on_reset)
         self.create_service(StepSim, '~/step', self._on_step)
         self.create_service(SetBool, '~/pause', self._on_pause)
 
-        self._periods = {'joints': 1.0 / p['joint_state_rate'], 'status': 1.0 / p['task_status_rate'],
-                         'camera': 1.0 / p['camera_rate']}
+        self._periods = self._periods_from(p)
         self._requests: queue.Queue[_Request] = queue.Queue()
         self._running = True
         self.failed = False
         self._measured_rtf = 0.0
         self._publish_latency: deque[float] = deque(maxlen=1000)  # s, step -> joint_states out
+        watch(self, p, self._on_parameters)
         self._thread = threading.Thread(target=self._physics_loop, name='physics', daemon=True)
         self._thread.start()
         self.get_logger().info(
             f'{robot.name} on task {self.sim.task.name!r} (seed {self.sim.seed}), '
             f'cameras {list(self.cameras)}, real_time_factor {self.rtf:g}'
             + (', paused' if self._paused else ''))
+
+    @staticmethod
+    def _periods_from(p: SimParameters) -> dict[str, float]:
+        return {'joints': 1.0 / p.joint_state_rate, 'status': 1.0 / p.task_status_rate,
+                'camera': 1.0 / p.camera_rate}
+
+    def _on_parameters(self, names) -> str:
+        # Plain attribute swaps: the physics thread reads each once per use.
+        self._periods = self._periods_from(self.p)
+        self.commands.home_velocity = self.p.home_velocity
+        if 'real_time_factor' in names:
+            self.rtf = self.p.real_time_factor
+            self._sync_wall()
+        return ''
 
     def _measured_positions(self):
         with self.lock:
@@ -248,34 +272,22 @@ class SimNode(Node):
                           step=3 * width, data=pixels.tobytes())
             image.header.stamp, image.header.frame_id = stamp, f'{name}_optical_frame'
             image_pub.publish(image)
-            info_pub.publish(self._camera_info(name, image.header))
-
-    def _camera_info(self, name: str, header) -> CameraInfo:
-        k = self.sim.intrinsics(name, *self.cam_size)
-        info = CameraInfo(header=header, width=k.width, height=k.height,
-                          distortion_model='plumb_bob', d=[0.0] * 5)
-        info.k = [k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0]
-        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-        info.p = [k.fx, 0.0, k.cx, 0.0, 0.0, k.fy, k.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
-        return info
+            info = camera_info(self.sim.intrinsics(name, width, height), image.header.frame_id)
+            info.header.stamp = stamp
+            info_pub.publish(info)
 
     def _publish_diagnostics(self) -> None:
-        status = DiagnosticStatus(name='sim: physics', hardware_id=self.sim.robot.name)
-        status.level = DiagnosticStatus.OK
-        status.message = 'paused' if self._paused else f'real-time factor {self._measured_rtf:.2f}'
+        level, message = OK, 'paused' if self._paused else f'real-time factor {self._measured_rtf:.2f}'
         if not self._paused and self.rtf > 0 and self._measured_rtf < 0.9 * self.rtf:
-            status.level = DiagnosticStatus.WARN
-            status.message += f' (below the requested {self.rtf:g})'
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in (
+            level, message = WARN, message + f' (below the requested {self.rtf:g})'
+        status = diagnostic_status('sim: physics', level, message, self.sim.robot.name, (
             ('real_time_factor', f'{self._measured_rtf:.3f}'),
             ('requested_real_time_factor', f'{self.rtf:g}'),
             ('sim_time', f'{self.sim.time:.3f}'),
             ('task', self.sim.task.name), ('seed', self.sim.seed),
             ('refused_commands', self.commands.refused),
-            *self._latency_values())]
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(array)
+            *self._latency_values()))
+        self.diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), [status]))
 
     def _schedule_from(self, t: float) -> None:
         self._next = dict.fromkeys(self._periods, t)

@@ -1,0 +1,37 @@
+"""Messages both backends (and the policy node) build the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from sensor_msgs.msg import CameraInfo
+
+from robosandbox_description.camera import Pinhole
+
+OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
+
+
+def camera_info(pinhole: Pinhole, frame_id: str) -> CameraInfo:
+    """camera_info of an undistorted pinhole; stamp it like the image it goes with."""
+    fx, fy, cx, cy = pinhole.fx, pinhole.fy, pinhole.cx, pinhole.cy
+    info = CameraInfo(width=pinhole.width, height=pinhole.height, distortion_model='plumb_bob',
+                      d=[0.0] * 5, k=[fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0],
+                      r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+                      p=[fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0])
+    info.header.frame_id = frame_id
+    return info
+
+
+def diagnostic_status(name: str, level: bytes, message: str, hardware_id: str = '',
+                      values: Iterable[tuple[str, object]] = ()) -> DiagnosticStatus:
+    """One status; ``values`` are (key, value) pairs, the values shown as text."""
+    return DiagnosticStatus(level=level, name=name,
+                            message=message, hardware_id=hardware_id,
+                            values=[KeyValue(key=k, value=str(v)) for k, v in values])
+
+
+def diagnostic_array(stamp, statuses: Iterable[DiagnosticStatus]) -> DiagnosticArray:
+    array = DiagnosticArray(status=list(statuses))
+    array.header.stamp = stamp
+    return array
