@@ -5,8 +5,11 @@ import subprocess
 import sys
 
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
+import pytest
 
-ROBOSANDBOX = [sys.executable, '-m', 'robosandbox_bringup.cli']
+pytestmark = pytest.mark.nodes     # starts ROS node processes: not in `make test-fast`
+
+ROBOSANDBOX = [sys.executable, '-m', 'robosandbox_cli.main']
 
 
 def test_hw_record_then_export_on_the_emulated_arm(emulator, calibration_file, camera_video, tmp_path):

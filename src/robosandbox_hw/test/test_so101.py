@@ -11,20 +11,20 @@ from diagnostic_msgs.msg import DiagnosticStatus
 import numpy as np
 import pytest
 
-from robosandbox_bringup.processes import NodeProcess
+from robosandbox_cli.processes import NodeProcess
+from robosandbox_description.robot import load_robot
 from robosandbox_hw.controller import GoalLimiter, SafetyLimits
 from robosandbox_hw.emulator import HOMING_OFFSET, LOCK, MIN_LIMIT
 from robosandbox_hw.so101_bus import BusError, CalibrationError, load_calibration, So101Bus, So101BusConfig
 
-JOINTS = ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper')
+JOINTS = load_robot('so101').joints
 POSE = np.array([0.3, -0.5, 0.6, 0.4, -0.3, 0.8])
 
 
-def make_bus(emulator, calibration_file, kinematics, retries=2):
-    g = JOINTS.index('gripper')
+def make_bus(emulator, calibration_file, robot, retries=2):
     return So101Bus(So101BusConfig(
         port=emulator.port, calibration_file=calibration_file, retries=retries,
-        gripper_range=(float(kinematics.joint_lower[g]), float(kinematics.joint_upper[g]))))
+        gripper_range=robot.gripper_range))
 
 
 def max_speed(states, joint=0, window=0.2):
@@ -45,8 +45,8 @@ def wait_for(condition, timeout):
 
 # --- the driver stack on the emulator, no ROS ---------------------------------------------
 
-def test_connect_writes_the_lerobot_calibration_and_moves_in_radians(emulator, calibration_file, kinematics):
-    bus = make_bus(emulator, calibration_file, kinematics)
+def test_connect_writes_the_lerobot_calibration_and_moves_in_radians(emulator, calibration_file, robot):
+    bus = make_bus(emulator, calibration_file, robot)
     bus.connect()
     try:
         assert bus.counters.calibration_written       # the servos had the factory limits
@@ -70,8 +70,8 @@ def test_connect_writes_the_lerobot_calibration_and_moves_in_radians(emulator, c
     assert not any(emulator.torque().values())        # torque off on close
 
 
-def test_eeprom_is_only_written_unlocked(emulator, calibration_file, kinematics):
-    bus = make_bus(emulator, calibration_file, kinematics)
+def test_eeprom_is_only_written_unlocked(emulator, calibration_file, robot):
+    bus = make_bus(emulator, calibration_file, robot)
     bus.connect()
     try:
         bus.set_torque(True)                          # LeRobot locks EEPROM with torque on
@@ -110,8 +110,8 @@ def test_a_calibration_saved_by_lerobot_loads_unchanged(tmp_path):
     assert load_calibration(path) == saved
 
 
-def test_corrupt_status_packets_are_recovered_by_retry(emulator, calibration_file, kinematics):
-    bus = make_bus(emulator, calibration_file, kinematics, retries=3)
+def test_corrupt_status_packets_are_recovered_by_retry(emulator, calibration_file, robot):
+    bus = make_bus(emulator, calibration_file, robot, retries=3)
     bus.connect()
     try:
         emulator.faults(2).corrupt_rate = 0.1
@@ -124,8 +124,8 @@ def test_corrupt_status_packets_are_recovered_by_retry(emulator, calibration_fil
         bus.close()
 
 
-def test_a_dead_servo_fails_the_read_after_its_retries(emulator, calibration_file, kinematics):
-    bus = make_bus(emulator, calibration_file, kinematics, retries=2)
+def test_a_dead_servo_fails_the_read_after_its_retries(emulator, calibration_file, robot):
+    bus = make_bus(emulator, calibration_file, robot, retries=2)
     bus.connect()
     try:
         emulator.faults(4).dead = True

@@ -7,13 +7,14 @@ import time
 import numpy as np
 import pytest
 
+from robosandbox_description.robot import load_robot
 from robosandbox_policy.checkpoint import CheckpointError, LegacyCheckpointError, load
 from robosandbox_policy.embodiment import EmbodimentError, joint_units
 from robosandbox_policy.lerobot_policy import CheckpointPolicy
 from robosandbox_policy.migrate import migrate
 from robosandbox_policy.observation import Observation
 
-JOINTS = ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper')
+JOINTS = load_robot('so101').joints
 GRIPPER_RANGE = (-0.17453, 1.74533)
 HOME = np.array([0.0, -1.2, 1.1, 1.1, 0.0, 0.0])
 
@@ -95,7 +96,7 @@ def test_legacy_checkpoints_are_detected_then_migrated(tmp_path, act_checkpoint,
 
 
 def test_migrate_checkpoint_command(tmp_path, act_checkpoint, legacy_copy, capsys):
-    from robosandbox_bringup.cli import main
+    from robosandbox_cli.main import main
     legacy = legacy_copy(act_checkpoint, tmp_path / 'old')
     assert main(['migrate-checkpoint', str(legacy), '--output', str(tmp_path / 'new')]) == 0
     assert 'policy:=' in capsys.readouterr().out

@@ -6,11 +6,12 @@ import warnings
 import numpy as np
 import pytest
 
+from robosandbox_description.robot import load_robot
 from robosandbox_policy.embodiment import (
     EmbodimentError, fit_vector, guess_convention, joint_units, LEROBOT_SO101,
     lerobot_feature_names, parse_image_topics, ROS, UnitsError)
 
-JOINTS = ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper')
+JOINTS = load_robot('so101').joints
 GRIPPER_RANGE = (-0.17453, 1.74533)
 
 

@@ -10,8 +10,10 @@ from rclpy.action import ActionClient
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
-from robosandbox_bringup.processes import NodeProcess
+from robosandbox_cli.processes import NodeProcess
+from robosandbox_control.clients import ActionRefused, run_goal, send_goal
 from robosandbox_control.spinning import spin_until, wait_future
+from robosandbox_description.robot import load_robot
 from robosandbox_msgs.action import RunPolicy
 from robosandbox_msgs.srv import ResetSim
 from robosandbox_policy.expert import PickPlaceExpert
@@ -19,7 +21,9 @@ from robosandbox_policy.observation import Observation
 from robosandbox_policy.replay import write_trajectory
 from robosandbox_sim.simulation import Simulation
 
-JOINTS = ['shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper']
+pytestmark = pytest.mark.nodes     # starts ROS node processes: not in `make test-fast`
+
+JOINTS = list(load_robot('so101').joints)
 Result = RunPolicy.Result
 
 
@@ -67,9 +71,7 @@ def reset(client, seed):
 
 def run(client, process, timeout=60.0, **goal):
     assert client.run.wait_for_server(timeout_sec=60.0), process.output.text()
-    handle = wait_future(client, client.run.send_goal_async(RunPolicy.Goal(**goal)), timeout=20)
-    assert handle.accepted
-    return wait_future(client, handle.get_result_async(), timeout=timeout).result
+    return run_goal(client, client.run, RunPolicy.Goal(**goal), timeout)
 
 
 def test_act_from_the_hub_cache_drives_the_sim(client, policy_node, hub_cache):
@@ -177,11 +179,9 @@ def test_runs_can_be_canceled_and_only_one_runs_at_a_time(client, policy_node):
     reset(client, 2)
     assert client.run.wait_for_server(timeout_sec=60.0), process.output.text()
     feedback = []
-    handle = wait_future(client, client.run.send_goal_async(RunPolicy.Goal(max_duration=30.0),
-                                                            feedback_callback=feedback.append))
-    assert handle.accepted
-    second = wait_future(client, client.run.send_goal_async(RunPolicy.Goal(max_steps=1)))
-    assert not second.accepted
+    handle = send_goal(client, client.run, RunPolicy.Goal(max_duration=30.0), feedback_callback=feedback.append)
+    with pytest.raises(ActionRefused, match='rejected'):
+        send_goal(client, client.run, RunPolicy.Goal(max_steps=1))
     # Cancel once the run is acting: how soon it first acts depends on the machine's load.
     assert spin_until(client, lambda: feedback, 20.0), process.output.text()
     wait_future(client, handle.cancel_goal_async())

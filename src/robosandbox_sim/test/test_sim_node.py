@@ -15,14 +15,19 @@ from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile
 
-from robosandbox_bringup.processes import NodeProcess
+from robosandbox_cli.processes import NodeProcess
 from robosandbox_control.arm_interface import to_seconds
+from robosandbox_control import clients
+from robosandbox_control.clients import trajectory_msg
 from robosandbox_control.spinning import spin_for, spin_until, wait_future
+from robosandbox_description.robot import load_robot
 from robosandbox_msgs.action import FollowJointTrajectory
 from robosandbox_msgs.msg import TaskStatus
 from robosandbox_msgs.srv import ResetSim, StepSim
 
-JOINTS = ['shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper']
+pytestmark = pytest.mark.nodes     # starts ROS node processes: not in `make test-fast`
+
+JOINTS = list(load_robot('so101').joints)
 Result = FollowJointTrajectory.Result
 
 
@@ -66,14 +71,8 @@ def latest_positions(node):
 
 
 def run_goal(node, names, points, tolerance=()):
-    traj = JointTrajectory(joint_names=names, points=[
-        JointTrajectoryPoint(positions=p, time_from_start=Duration(sec=int(t), nanosec=int(t % 1 * 1e9)))
-        for t, p in points])
-    assert node.action.wait_for_server(timeout_sec=10)
-    handle = wait_future(node, node.action.send_goal_async(
-        FollowJointTrajectory.Goal(trajectory=traj, goal_tolerance=list(tolerance))))
-    assert handle.accepted
-    return wait_future(node, handle.get_result_async(), 30.0).result
+    goal = FollowJointTrajectory.Goal(trajectory=trajectory_msg(names, points), goal_tolerance=list(tolerance))
+    return clients.run_goal(node, node.action, goal, 30.0)
 
 
 def test_joint_states_names_units_and_rate(client):
@@ -108,7 +107,7 @@ def test_camera_image_and_info(client):
     info = client.msgs['info'][-1]
     fy = 60 / math.tan(math.radians(22.5))  # front camera fovy 45 degrees
     assert info.k[4] == pytest.approx(fy) and info.k[0] == pytest.approx(fy)
-    assert (info.k[2], info.k[5]) == (80, 60)
+    assert (info.k[2], info.k[5]) == (79.5, 59.5)     # (W-1)/2, (H-1)/2: pixel centres at integers
     pixels = np.frombuffer(image.data, np.uint8).reshape(120, 160, 3)
     assert pixels.std() > 5
 

@@ -1,0 +1,176 @@
+"""The arm contract, checked through ROS only, on every backend.
+
+One suite, parametrised over the MuJoCo sim node and the SO-101 hardware node
+on the emulated servo bus, each started by its executable's name (this
+package sits below both and imports neither; a backend that is not installed
+is skipped). It is also the check to run against your own backend (a real arm
+lifted clear of obstacles, or another driver) before trusting it: start it, then
+
+    ROBOSANDBOX_CONTRACT_BACKEND=running ROS_DOMAIN_ID=<yours> \\
+        python -m pytest src/robosandbox_control/test/test_contract.py
+
+and the suite talks to whatever answers on that ROS domain. It moves the arm
+(to a pose, the gripper, home), at the speeds the backend allows.
+"""
+
+import os
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image
+
+from robosandbox_cli.processes import NodeProcess, resolve_executable
+from robosandbox_control.clients import ArmClient
+from robosandbox_control.testing import write_camera_video
+from robosandbox_description.robot import load_robot
+from robosandbox_msgs.action import FollowJointTrajectory
+
+pytestmark = pytest.mark.nodes     # starts ROS node processes: not in `make test-fast`
+
+JOINTS = load_robot('so101').joints
+POSE = np.array([0.3, -0.6, 0.7, 0.5, -0.4, 0.6])
+CAMERA = (240, 320)               # height, width of every backend's front camera here
+Result = FollowJointTrajectory.Result
+RUNNING = os.environ.get('ROBOSANDBOX_CONTRACT_BACKEND') == 'running'
+
+
+@pytest.fixture(scope='module')
+def ros():
+    rclpy.init()
+    yield
+    rclpy.shutdown()
+
+
+@pytest.fixture(scope='module')
+def robot():
+    return load_robot('so101')
+
+
+@pytest.fixture(scope='module')
+def camera_video(tmp_path_factory):
+    """A video file: a camera device for the hardware node without a camera."""
+    return write_camera_video(tmp_path_factory.mktemp('camera') / 'front.avi', CAMERA[1], CAMERA[0])
+
+
+def _installed(package: str, executable: str) -> None:
+    try:
+        resolve_executable(package, executable)
+    except Exception as e:  # noqa: BLE001 - whatever the lookup raises, the backend is absent
+        pytest.skip(f'{package} {executable} is not installed: {e}')
+
+
+def _sim(tmp, video):
+    _installed('robosandbox_sim', 'sim_node')
+    process = NodeProcess('robosandbox_sim', 'sim_node', 'cameras:=[front]',
+                          f'camera_width:={CAMERA[1]}', f'camera_height:={CAMERA[0]}')
+    try:
+        yield process
+    finally:            # the fixture closes this generator: GeneratorExit arrives at the yield
+        process.close()
+
+
+def _running(tmp, video):
+    yield None                    # the user's backend, already up
+
+
+def _hw_emulated(tmp, video):
+    """The servo-bus emulator node, then the hardware node on its port, as hw_emulated launches them."""
+    _installed('robosandbox_hw', 'so101_node')
+    port, calibration = tmp / 'ttySO101', tmp / 'so101.json'
+    emulator = NodeProcess('robosandbox_hw', 'so101_emulator', f'port:={port}',
+                           f'calibration_file:={calibration}')
+    arm = NodeProcess(
+        'robosandbox_hw', 'so101_node', f'port:={port}',
+        f'calibration_file:={calibration}', 'first_motion_velocity:=0.6',
+        'camera_names:=[front]', f'camera_devices:=[{video}]',
+        f'camera_width:={CAMERA[1]}', f'camera_height:={CAMERA[0]}')
+    try:
+        yield arm
+    finally:
+        arm.close()         # torque off while the emulated bus still answers
+        emulator.close()
+
+
+@pytest.fixture(scope='module', params=['running'] if RUNNING else ['sim', 'hw_emulated'])
+def backend(request, ros, camera_video, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(request.param)
+    processes = {'sim': _sim, 'hw_emulated': _hw_emulated, 'running': _running}[request.param](tmp, camera_video)
+    process = next(processes)
+    client = ArmClient('contract_client', JOINTS)
+    client.images, client.infos = [], []
+    client.node.create_subscription(Image, 'cameras/front/image_raw', client.images.append,
+                                    qos_profile_sensor_data)
+    client.node.create_subscription(CameraInfo, 'cameras/front/camera_info', client.infos.append,
+                                    qos_profile_sensor_data)
+    try:
+        client.wait(lambda: client.states, 90.0, process.output.text if process else 'no joint_states')
+        yield client
+    finally:
+        client.close()
+        processes.close()
+
+
+def settle(client, seconds=0.5):
+    client.spin(seconds)
+    return client.position()
+
+
+def test_joint_names_order_units_and_rate(backend, robot):
+    backend.states.clear()
+    backend.spin(2.0)
+    assert tuple(backend.states[-1].name) == JOINTS
+    stamps = [m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec for m in backend.states]
+    rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    assert rate >= 50.0, rate
+    q = backend.position()
+    assert np.all(np.isfinite(q))
+    # Radians: every joint inside the model's limits (degrees or ticks would not be).
+    assert np.all(q >= robot.lower - 0.05) and np.all(q <= robot.upper + 0.05), q
+
+
+def test_a_commanded_pose_is_reached(backend):
+    result = backend.follow(POSE, 2.0, time_tolerance=15.0)
+    assert result.error_code == Result.SUCCESSFUL, result.error_string
+    np.testing.assert_allclose(settle(backend), POSE, atol=0.05)
+
+
+def test_the_gripper_opens_above_where_it_closes(backend, robot):
+    g = JOINTS.index(robot.gripper_joint)
+    target = settle(backend, 0.1)
+    target[g] = robot.gripper_open
+    backend.follow(target, 1.0, time_tolerance=15.0)
+    opened = settle(backend)[g]
+    target[g] = robot.gripper_closed
+    backend.follow(target, 1.0, time_tolerance=15.0)
+    closed = settle(backend)[g]
+    assert opened > closed + 0.5, (opened, closed)
+
+
+def test_home_reaches_the_home_pose(backend, robot):
+    home = np.array([robot.home[j] for j in JOINTS])
+    response = backend.call('home', timeout=90.0)
+    assert response.success, response.message
+    np.testing.assert_allclose(settle(backend), home, atol=0.05)
+
+
+def test_limits_are_enforced_and_bad_commands_refused(backend, robot):
+    before = settle(backend)
+    beyond = before.copy()
+    beyond[1] = robot.upper[1] + 0.3
+    assert backend.follow(beyond, 1.0).error_code == Result.INVALID_GOAL
+    assert backend.follow(before[:1], 1.0, names=['elbow']).error_code == Result.INVALID_JOINTS
+    nan = before.copy()
+    nan[2] = float('nan')
+    backend.stream(nan, 0.5)
+    backend.stream(beyond, 0.5)
+    np.testing.assert_allclose(settle(backend, 1.0), before, atol=0.02)
+
+
+def test_camera_topics_are_present(backend):
+    backend.wait(lambda: backend.images and backend.infos, 20.0, 'no camera image or camera_info')
+    image, info = backend.images[-1], backend.infos[-1]
+    assert (image.height, image.width, image.encoding) == (*CAMERA, 'rgb8')
+    assert (info.height, info.width) == CAMERA and info.k[0] > 0
+    assert image.header.frame_id == info.header.frame_id
