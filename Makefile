@@ -5,7 +5,7 @@ ACTIVATE := source $(VENV)/bin/activate
 SRC := $(shell find src tools -type f -not -path '*/test/*' -not -name '*.pyc' -not -path '*/__pycache__/*') requirements-venv.lock
 STAMP := $(VENV)/.robosandbox-setup
 
-.PHONY: setup test run bench lock clean
+.PHONY: setup lint test test-fast run bench lock clean
 
 setup: $(STAMP)
 
@@ -13,9 +13,17 @@ $(STAMP): $(SRC)
 	tools/setup_venv.sh
 	@touch $@
 
-# The whole test suite (CI runs exactly this).
-test: $(STAMP)
+# Style and static errors (ruff.toml), as ament_flake8 would on a ROS install.
+lint: $(STAMP)
+	$(ACTIVATE) && ruff check .
+
+# The lint gate, then the whole test suite (CI runs exactly this).
+test: lint
 	$(ACTIVATE) && python -m pytest
+
+# The unit tests: no node processes, under a minute. For the edit-test loop.
+test-fast: $(STAMP)
+	$(ACTIVATE) && ruff check . && python -m pytest -m 'not nodes'
 
 # The main job.
 run: $(STAMP)

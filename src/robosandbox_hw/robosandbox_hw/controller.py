@@ -27,7 +27,7 @@ from enum import Enum
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -212,7 +212,7 @@ class So101Bus:
             call = self.driver.enable_torque if enabled else self.driver.disable_torque
             try:
                 self._retried(f'torque {"on" if enabled else "off"} {name}',
-                              lambda: call(name))
+                              lambda call=call, name=name: call(name))
             except BusError as e:
                 failed.append(str(e))
                 if enabled:
