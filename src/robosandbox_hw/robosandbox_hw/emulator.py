@@ -27,6 +27,7 @@ the error bit is set, as the STS3215's protection does).
 from __future__ import annotations
 
 from dataclasses import dataclass
+import importlib.util
 import math
 import os
 from pathlib import Path
@@ -37,16 +38,28 @@ import time
 import tty
 from collections.abc import Callable
 
-from lerobot.motors.feetech.tables import MODEL_CONTROL_TABLE, MODEL_NUMBER_TABLE, MODEL_RESOLUTION
 from scservo_sdk import BROADCAST_ID, INST_PING, INST_READ, INST_SYNC_READ, INST_SYNC_WRITE, INST_WRITE
+
+
+def _lerobot_feetech_tables():
+    """LeRobot's Feetech tables (plain dicts), read without importing ``lerobot.motors``,
+    whose package import pulls in torch: 5.5 s here, to learn a dozen addresses."""
+    lerobot = importlib.util.find_spec('lerobot')
+    path = Path(lerobot.submodule_search_locations[0]) / 'motors' / 'feetech' / 'tables.py'
+    spec = importlib.util.spec_from_file_location('lerobot_feetech_tables', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 # The protocol's instruction codes (Feetech's SDK) and the STS3215's register
 # map, model number and resolution (LeRobot's tables): the emulator answers
 # exactly what LeRobot's driver will ask of a real servo.
+_TABLES = _lerobot_feetech_tables()
 PING, READ, WRITE = INST_PING, INST_READ, INST_WRITE
 SYNC_READ, SYNC_WRITE = INST_SYNC_READ, INST_SYNC_WRITE
 BROADCAST = BROADCAST_ID
-_REGISTERS = MODEL_CONTROL_TABLE['sts3215']
+_REGISTERS = _TABLES.MODEL_CONTROL_TABLE['sts3215']
 LOCK, TORQUE_ENABLE = _REGISTERS['Lock'][0], _REGISTERS['Torque_Enable'][0]
 GOAL_POSITION, PRESENT_POSITION = _REGISTERS['Goal_Position'][0], _REGISTERS['Present_Position'][0]
 HOMING_OFFSET = _REGISTERS['Homing_Offset'][0]
@@ -58,8 +71,8 @@ OVERLOAD_BIT = 0x20              # of Status; LeRobot names no status bits
 # Firmware and model registers, and the present-state block, are written by the servo only.
 READ_ONLY = (set(range(0, _REGISTERS['ID'][0]))
              | set(range(PRESENT_POSITION, _REGISTERS['Goal_Position_2'][0])))
-STS3215_MODEL = MODEL_NUMBER_TABLE['sts3215']
-RESOLUTION = MODEL_RESOLUTION['sts3215']
+STS3215_MODEL = _TABLES.MODEL_NUMBER_TABLE['sts3215']
+RESOLUTION = _TABLES.MODEL_RESOLUTION['sts3215']
 
 
 def checksum(body) -> int:
