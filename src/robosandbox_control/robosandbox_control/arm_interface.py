@@ -36,6 +36,7 @@ from robosandbox_control.trajectory import (
 from robosandbox_msgs.action import FollowJointTrajectory
 
 FEEDBACK_PERIOD = 0.05  # s, wall time
+MAX_START_DELAY = 60.0  # s: a trajectory may be stamped to start at most this far ahead
 
 
 def to_seconds(t) -> float:
@@ -77,7 +78,13 @@ def joint_state_msg(names, stamp, position, velocity, effort=None) -> JointState
 
 def plan_from_msg(limits: JointLimits, traj: JointTrajectory) -> TrajectoryPlan:
     points = traj.points
-    have_vel = bool(points) and all(len(p.velocities) == len(traj.joint_names) for p in points)
+    n = len(traj.joint_names)
+    for i, p in enumerate(points):
+        # As joint_trajectory_controller: velocities and accelerations are empty or one per joint.
+        for what, values in (('velocities', p.velocities), ('accelerations', p.accelerations)):
+            if len(values) not in (0, n):
+                raise TrajectoryError(f'point {i} has {len(values)} {what} for {n} joints')
+    have_vel = bool(points) and all(len(p.velocities) == n for p in points)
     return plan_trajectory(
         limits,
         list(traj.joint_names),
@@ -151,8 +158,17 @@ class ArmCommandInterface:
                 and time.monotonic() - self._stream_wall > timeout)
 
     def _start_time(self, traj: JointTrajectory) -> float:
-        # A stamp in the future delays the start; zero or past stamps start now.
-        return max(to_seconds(traj.header.stamp), self._now())
+        """When a trajectory starts on this backend's clock: zero or past stamps start
+        now, a stamp in the future delays the start. One more than MAX_START_DELAY
+        ahead is refused: it is a client on another clock (wall time against sim
+        time), and following it would leave the goal hanging for years."""
+        now, stamp = self._now(), to_seconds(traj.header.stamp)
+        if stamp - now > MAX_START_DELAY:
+            raise TrajectoryError(
+                f'header.stamp {stamp:.3f} s is {stamp - now:.0f} s ahead of this backend\'s clock '
+                f'({now:.3f} s; more than {MAX_START_DELAY:g} s): a client on another clock? '
+                f'(use_sim_time on the sim, or stamp 0 to start now)')
+        return max(stamp, now)
 
     def _refuse(self, why: str) -> None:
         self.refused += 1
@@ -170,11 +186,12 @@ class ArmCommandInterface:
             return
         try:
             plan = plan_from_msg(self._limits, traj)
+            start = self._start_time(traj)
         except TrajectoryError as e:
             self._refuse(str(e))
             return
         with self._lock:
-            self._stream_plan_id = self._follower.start(plan, self._start_time(traj))
+            self._stream_plan_id = self._follower.start(plan, start)
             self._stream_wall = time.monotonic()
 
     def _on_home(self, _request, response: Trigger.Response) -> Trigger.Response:
@@ -225,6 +242,7 @@ class ArmCommandInterface:
                 if len(goal.goal_tolerance) != len(plan.joints):
                     raise TrajectoryError('goal_tolerance must be empty or one per joint')
                 tolerance = np.asarray(goal.goal_tolerance, dtype=float)
+            start = self._start_time(goal.trajectory)
         except TrajectoryError as e:
             self._refuse(str(e))
             goal_handle.abort()
@@ -234,7 +252,7 @@ class ArmCommandInterface:
 
         time_tolerance = to_seconds(goal.goal_time_tolerance) or self._goal_time_tolerance
         with self._lock:
-            plan_id = self._follower.start(plan, self._start_time(goal.trajectory))
+            plan_id = self._follower.start(plan, start)
             end_time = self._follower.end_time()
         names = [self._limits.names[j] for j in plan.joints]
         feedback = FollowJointTrajectory.Feedback(joint_names=names)

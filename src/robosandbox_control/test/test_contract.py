@@ -22,7 +22,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 
 from robosandbox_cli.processes import NodeProcess, resolve_executable
-from robosandbox_control.clients import ArmClient
+from robosandbox_control.clients import ArmClient, run_goal, trajectory_msg
 from robosandbox_control.testing import write_camera_video
 from robosandbox_description.robot import load_robot
 from robosandbox_msgs.action import FollowJointTrajectory
@@ -100,8 +100,8 @@ def backend(request, ros, camera_video, tmp_path_factory):
     process = next(processes)
     client = ArmClient('contract_client', JOINTS)
     client.images, client.infos = [], []
-    client.node.create_subscription(Image, 'cameras/front/image_raw', client.images.append,
-                                    qos_profile_sensor_data)
+    client.image_subscription = client.node.create_subscription(
+        Image, 'cameras/front/image_raw', client.images.append, qos_profile_sensor_data)
     client.node.create_subscription(CameraInfo, 'cameras/front/camera_info', client.infos.append,
                                     qos_profile_sensor_data)
     try:
@@ -155,6 +155,39 @@ def test_home_reaches_the_home_pose(backend, robot):
     np.testing.assert_allclose(settle(backend), home, atol=0.05)
 
 
+def _goal(positions, seconds, **point_fields):
+    goal = FollowJointTrajectory.Goal(trajectory=trajectory_msg(JOINTS, [(seconds, positions)]))
+    for name, value in point_fields.items():
+        setattr(goal.trajectory.points[0], name, value)
+    return goal
+
+
+def test_a_goal_stamped_years_ahead_is_refused_not_left_hanging(backend):
+    # A client on another clock (wall time against the sim's) must get an
+    # answer, not a plan that starts in years.
+    before = settle(backend)
+    target = before.copy()
+    target[0] += 0.2
+    goal = _goal(target, 1.0)
+    goal.trajectory.header.stamp.sec = 2_000_000_000          # 2033: ahead of every backend's clock
+    result = run_goal(backend.node, backend.action, goal, 10.0)
+    assert result.error_code == Result.INVALID_GOAL and 'ahead' in result.error_string, result
+    streamed = goal.trajectory
+    backend.trajectories.publish(streamed)
+    np.testing.assert_allclose(settle(backend, 1.0), before, atol=0.02)
+
+
+@pytest.mark.parametrize('field', ['velocities', 'accelerations'])
+def test_velocities_or_accelerations_of_the_wrong_length_are_refused(backend, field):
+    before = settle(backend)
+    target = before.copy()
+    target[0] += 0.2
+    result = run_goal(backend.node, backend.action, _goal(target, 1.0, **{field: [0.0] * 3}), 10.0)
+    assert result.error_code == Result.INVALID_GOAL and field in result.error_string, result
+    backend.trajectories.publish(_goal(target, 0.5, **{field: [0.0] * 3}).trajectory)
+    np.testing.assert_allclose(settle(backend, 1.0), before, atol=0.02)
+
+
 def test_limits_are_enforced_and_bad_commands_refused(backend, robot):
     before = settle(backend)
     beyond = before.copy()
@@ -174,3 +207,17 @@ def test_camera_topics_are_present(backend):
     assert (image.height, image.width, image.encoding) == (*CAMERA, 'rgb8')
     assert (info.height, info.width) == CAMERA and info.k[0] > 0
     assert image.header.frame_id == info.header.frame_id
+
+
+def test_camera_info_comes_without_an_image_subscriber(backend):
+    # Last in the module: it drops the client's image subscription.
+    backend.node.destroy_subscription(backend.image_subscription)
+    listener = ArmClient('camera_info_only')
+    try:
+        infos = []
+        listener.node.create_subscription(CameraInfo, 'cameras/front/camera_info', infos.append,
+                                          qos_profile_sensor_data)
+        listener.wait(lambda: len(infos) >= 3, 20.0, 'no camera_info without an image subscriber')
+        assert (infos[-1].height, infos[-1].width) == CAMERA and infos[-1].k[0] > 0
+    finally:
+        listener.close()

@@ -212,13 +212,13 @@ class So101Node(Node):
         info = camera_info(config.intrinsics(), f'{config.name}_optical_frame')
 
         def publish(stamp: float, rgb: np.ndarray) -> None:
-            if image_pub.get_subscription_count() == 0:
-                return
-            image = Image(height=rgb.shape[0], width=rgb.shape[1], encoding='rgb8',
-                          step=3 * rgb.shape[1], data=rgb.tobytes())
-            image.header.stamp, image.header.frame_id = time_msg(stamp), info.header.frame_id
-            info.header.stamp = image.header.stamp
-            image_pub.publish(image)
+            # camera_info with every frame, subscribed or not, as the sim does.
+            info.header.stamp = time_msg(stamp)
+            if image_pub.get_subscription_count() > 0:
+                image = Image(height=rgb.shape[0], width=rgb.shape[1], encoding='rgb8',
+                              step=3 * rgb.shape[1], data=rgb.tobytes())
+                image.header.stamp, image.header.frame_id = info.header.stamp, info.header.frame_id
+                image_pub.publish(image)
             info_pub.publish(info)
         return publish
 

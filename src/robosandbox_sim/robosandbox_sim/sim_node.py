@@ -263,16 +263,18 @@ class SimNode(Node):
         self.status_pub.publish(msg)
 
     def _publish_cameras(self, stamp: Time) -> None:
+        """camera_info always (a client may need the intrinsics before it wants images);
+        images only while subscribed: rendering is the sim's costliest work."""
         width, height = self.cam_size
         for name, (image_pub, info_pub) in self.cameras.items():
-            if image_pub.get_subscription_count() == 0:
-                continue
-            pixels = self.sim.render(name, width, height)
-            image = Image(height=height, width=width, encoding='rgb8', is_bigendian=0,
-                          step=3 * width, data=pixels.tobytes())
-            image.header.stamp, image.header.frame_id = stamp, f'{name}_optical_frame'
-            image_pub.publish(image)
-            info = camera_info(self.sim.intrinsics(name, width, height), image.header.frame_id)
+            frame = f'{name}_optical_frame'
+            if image_pub.get_subscription_count() > 0:
+                pixels = self.sim.render(name, width, height)
+                image = Image(height=height, width=width, encoding='rgb8', is_bigendian=0,
+                              step=3 * width, data=pixels.tobytes())
+                image.header.stamp, image.header.frame_id = stamp, frame
+                image_pub.publish(image)
+            info = camera_info(self.sim.intrinsics(name, width, height), frame)
             info.header.stamp = stamp
             info_pub.publish(info)
 

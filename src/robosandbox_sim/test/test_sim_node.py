@@ -134,6 +134,18 @@ def test_streamed_trajectory_is_interpolated(client):
     assert latest_positions(client)['shoulder_pan'] == pytest.approx(goal, abs=0.03)
 
 
+def test_a_goal_stamped_with_wall_clock_time_is_refused_at_once(client):
+    """A client without use_sim_time stamps wall-clock time: decades ahead of sim time."""
+    before = latest_positions(client)
+    goal = FollowJointTrajectory.Goal(trajectory=trajectory_msg(['shoulder_pan'], [(1.0, [0.3])]))
+    goal.trajectory.header.stamp = rclpy.clock.Clock().now().to_msg()      # the system clock
+    result = clients.run_goal(client, client.action, goal, 10.0)
+    assert result.error_code == Result.INVALID_GOAL, result
+    assert "ahead of this backend's clock" in result.error_string and 'use_sim_time' in result.error_string
+    spin_for(client, 0.3)
+    assert latest_positions(client)['shoulder_pan'] == pytest.approx(before['shoulder_pan'], abs=0.02)
+
+
 @pytest.mark.parametrize('names, position, code, message', [
     (['shoulder_pan', 'elbow'], [0.0, 0.0], Result.INVALID_JOINTS, "unknown joint\\(s\\) \\['elbow'\\]"),
     (['shoulder_pan'], [math.nan], Result.INVALID_GOAL, 'NaN'),
