@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -37,6 +38,39 @@ def test_commands_substitute_arguments_and_keep_yaml_typing():
     assert '-p' in args and 'task:=push_cube' in args and 'seed:=4' in args
     params_file = Path(args[args.index('--params-file') + 1])
     assert params_file.is_file() and params_file.parent.name == 'config'
+
+
+def test_an_empty_argument_passes_as_an_empty_value():
+    # `robosandbox launch hw` gave `-p calibration_file:=` (its default is empty),
+    # which rcl refuses, so the bringup died on its default arguments.
+    (node, args), = load_bringup('hw').commands({})
+    assert "calibration_file:=''" in args
+    # rcl takes that spelling: a node given an empty string parameter so comes up.
+    node_argv = ROBOSANDBOX + ['run', 'robosandbox_policy', 'policy_node',
+                               '--ros-args', '-p', 'policy:=hold', '-p', "task:=''"]
+    process = subprocess.Popen(node_argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out = ''
+        for line in process.stdout:
+            out += line
+            if "policy 'hold'" in line or 'rror' in line:
+                break
+        assert "policy 'hold'" in out, out
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(30)
+
+
+def test_print_gives_valid_shell_commands():
+    out = subprocess.run(ROBOSANDBOX + ['launch', 'sim_policy', '--print'], capture_output=True, text=True,
+                         check=True).stdout
+    assert subprocess.run(['bash', '-n', '-c', out]).returncode == 0, out
+    commands = [line for line in out.splitlines() if not line.startswith('#')]
+    expected = [args for _, args in load_bringup('sim_policy').commands({})]
+    assert len(commands) == len(expected) == 3
+    for line, args in zip(commands, expected):
+        argv = shlex.split(line)
+        assert argv[-len(args):] == args            # the same argv, quoted for the shell
 
 
 def test_unknown_arguments_and_bringups_are_errors():

@@ -83,7 +83,8 @@ class Bringup:
             for path in node.parameter_files:
                 args += ['--params-file', str(self.share / self.substitute(path, values))]
             for key, value in node.parameters:
-                args += ['-p', f'{key}:={self.substitute(value, values)}']
+                # rcl reads -p values as YAML and refuses a bare 'name:=': '' is the empty string.
+                args += ['-p', f"{key}:={self.substitute(value, values) or "''"}"]
             for src, dst in node.remappings:
                 args += ['-r', f'{self.substitute(src, values)}:={self.substitute(dst, values)}']
             out.append((node, args))

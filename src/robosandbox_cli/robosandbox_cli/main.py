@@ -11,6 +11,7 @@ registers its parser with ``set_defaults(func=...)``.
 from __future__ import annotations
 
 import argparse
+import shlex
 from importlib import metadata
 import sys
 
@@ -39,8 +40,9 @@ def cmd_launch(args: argparse.Namespace) -> int:
     for node, ros_args in bringup.commands(_launch_arguments(args.arguments)):
         commands.append((node.name, resolve_executable(node.package, node.executable) + ros_args))
     if args.print:
+        # One shell command per node, each run in its own terminal (or with & ... wait).
         for name, argv in commands:
-            print(f'{name}: {" ".join(argv)}')
+            print(f'# {name}\n{shlex.join(argv)}')
         return 0
     return run_group(commands, duration=args.duration)
 
