@@ -116,6 +116,11 @@ class So101Node(Node):
 
     def __init__(self, **kwargs):
         super().__init__('so101', **kwargs)
+        # What destroy_node releases, set before anything can fail: rclpy may destroy
+        # a node whose start was cut short (a camera error, Ctrl-C during connect).
+        self.cameras: list[Camera] = []
+        self.controller: So101Controller | None = None
+        self.commands: ArmCommandInterface | None = None
         core = logging.getLogger('robosandbox_hw')
         core.setLevel(logging.INFO)
         core.propagate = False
@@ -147,9 +152,8 @@ class So101Node(Node):
         except BaseException:
             # Whatever stops the start (a camera, Ctrl-C) must not leave the arm powered;
             # the control thread, if it runs, stops first so torque-off has the bus.
-            controller = getattr(self, 'controller', None)
-            if controller is not None:
-                controller.stop()
+            if self.controller is not None:
+                self.controller.stop()
             else:
                 self.bus.close(torque_off=True)
             raise
@@ -174,7 +178,7 @@ class So101Node(Node):
             self.follower, self.lock,
             stream_stalled=self.commands.stream_stalled,
             on_state=self._publish_state)
-        self.cameras = self._open_cameras(p)
+        self._open_cameras(p)
         watch(self, p, self._on_parameters)
         self.controller.start(enable=p.enable_on_start)
         self.create_timer(1.0, self._publish_diagnostics)
@@ -196,17 +200,16 @@ class So101Node(Node):
                         f'no SO-101 on {self.bus.config.port}: {str(e).strip()}') from None
                 time.sleep(0.5)
 
-    def _open_cameras(self, p) -> list[Camera]:
+    def _open_cameras(self, p) -> None:
+        """Open each camera into self.cameras, so one that fails leaves the others closable."""
         names, devices = p.camera_names, p.camera_devices
         if len(names) != len(devices):
             raise ValueError(f'camera_names {names} and camera_devices {devices} differ in length')
-        cameras = []
         for name, device in zip(names, devices):
             config = CameraConfig(name, device, p.camera_width, p.camera_height, p.camera_fps, p.camera_hfov)
             image_pub = self.create_publisher(Image, f'cameras/{name}/image_raw', IMAGE_QOS)
             info_pub = self.create_publisher(CameraInfo, f'cameras/{name}/camera_info', CAMERA_INFO_QOS)
-            cameras.append(Camera(config, self._frame_publisher(config, image_pub, info_pub)))
-        return cameras
+            self.cameras.append(Camera(config, self._frame_publisher(config, image_pub, info_pub)))
 
     def _frame_publisher(self, config: CameraConfig, image_pub, info_pub):
         info = camera_info(config.intrinsics(), f'{config.name}_optical_frame')
@@ -294,8 +297,12 @@ class So101Node(Node):
     def destroy_node(self) -> None:
         for camera in self.cameras:
             camera.close()
-        self.controller.stop()          # torque off
-        self.commands.destroy()
+        if self.controller is not None:
+            self.controller.stop()      # torque off
+        elif getattr(self, 'bus', None) is not None:
+            self.bus.close(torque_off=True)
+        if self.commands is not None:
+            self.commands.destroy()
         super().destroy_node()
 
 

@@ -263,3 +263,19 @@ def test_a_missing_calibration_fails_before_torque_is_on(ros, emulator, tmp_path
     assert 'lerobot-calibrate' in process.output.text()
     assert not any(emulator.torque().values())
     process.close()
+
+
+def test_a_camera_that_cannot_open_is_a_one_line_error_with_torque_off(ros, emulator, calibration_file,
+                                                                        camera_video):
+    # The first camera opens, the second does not: the node must close the first,
+    # leave the servos unpowered and exit 1 naming the device, without a traceback.
+    process = NodeProcess('robosandbox_hw', 'so101_node', f'port:={emulator.port}',
+                          f'calibration_file:={calibration_file}', 'camera_names:=[front, wrist]',
+                          f'camera_devices:=[{camera_video}, /dev/no_such_camera]')
+    try:
+        assert process.child.process.wait(timeout=60) == 1
+        out = process.output.text()
+        assert '/dev/no_such_camera' in out and 'Traceback' not in out, out
+        assert not any(emulator.torque().values())
+    finally:
+        process.close()
