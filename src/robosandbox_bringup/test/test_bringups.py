@@ -134,6 +134,30 @@ def test_launch_sim_starts_and_stops_cleanly_on_ctrl_c():
     assert not pid_alive(pid)
 
 
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
+def test_the_episode_runner_exits_0_when_stopped(sig):
+    # Waiting for a sim that never comes, as when a user stops a bringup early:
+    # Ctrl-C or SIGTERM is a requested stop (it exited 1 before).
+    import rclpy
+    from robosandbox_cli.processes import NodeProcess
+    runner = NodeProcess('robosandbox_policy', 'episode_runner', 'wait_timeout:=120.0')
+    rclpy.init()
+    probe = rclpy.create_node('runner_probe')
+    try:
+        deadline = time.monotonic() + 60.0
+        while 'episode_runner' not in probe.get_node_names() and time.monotonic() < deadline:
+            rclpy.spin_once(probe, timeout_sec=0.1)
+        assert 'episode_runner' in probe.get_node_names(), runner.output.text()
+        runner.child.process.send_signal(sig)
+        assert runner.child.process.wait(30) == 0, runner.output.text()
+        runner.child.reader.join(timeout=5.0)          # all of its output read
+        assert 'interrupted' in runner.output.text()
+    finally:
+        probe.destroy_node()
+        rclpy.shutdown()
+        runner.close()
+
+
 def test_a_failing_node_shuts_the_bringup_down():
     process = start('launch', 'sim', 'task:=no_such_task')
     output, _ = process.communicate(timeout=60)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import rclpy
 from rclpy.action import ActionClient
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
@@ -143,13 +144,23 @@ def main(args=None) -> int:
     try:
         node = EpisodeRunner()
         code = node.run()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        code = _interrupted()
     except (TaskError, TimeoutError, RuntimeError, ValueError) as e:
-        rclpy.logging.get_logger('episode_runner').fatal(str(e))
-    except KeyboardInterrupt:
-        pass
+        if rclpy.ok():
+            rclpy.logging.get_logger('episode_runner').fatal(str(e))
+        else:   # SIGTERM shut the context down under a call: a requested stop too
+            code = _interrupted()
     finally:
         rclpy.try_shutdown()
     return code
+
+
+def _interrupted() -> int:
+    # Ctrl-C or SIGTERM: a requested stop, so a normal exit (the bringup's
+    # other nodes, and any recording, stop with it).
+    print('episode runner interrupted; stopping', flush=True)
+    return 0
 
 
 if __name__ == '__main__':
