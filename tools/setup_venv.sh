@@ -103,23 +103,16 @@ if [ "$(cat "$py_stamp" 2>/dev/null)" != "$py_hash" ]; then
   echo "$py_hash" > "$py_stamp"
 fi
 
-# --- Environment set by `source .venv/bin/activate`.
+# --- Environment set by `source .venv/bin/activate`: robosandbox_cli.environment
+# defines it once (the robosandbox command applies the same when run unactivated).
 # Rewritten on every setup, so an existing venv gets what a newer checkout sets.
 sed -i '/^# >>> robosandbox environment >>>$/,/^# <<< robosandbox environment <<<$/d' "$VENV/bin/activate"
 {
   cat <<'EOF'
 # >>> robosandbox environment >>>
-# The venv is the ROS prefix: ament index, interfaces and our packages live in it.
-export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
-export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
-# Shared memory + TCP for large samples: camera images arrive in ~2 ms instead of ~12.
-export FASTDDS_BUILTIN_TRANSPORTS="${FASTDDS_BUILTIN_TRANSPORTS:-LARGE_DATA}"
-# Fast repair of lost reliable samples (see the file): no recorder drops.
-export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$VIRTUAL_ENV/share/robosandbox_bringup/config/fastdds.xml}"
-# Keep discovery on this machine unless the user says otherwise.
-export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
-# Headless OpenGL for MuJoCo cameras.
-export MUJOCO_GL="${MUJOCO_GL:-egl}"
+# The venv is the ROS prefix (ament index, interfaces, our packages); RMW, Fast DDS
+# transports and profile, local discovery, headless OpenGL: see robosandbox_cli/environment.py.
+eval "$("$VIRTUAL_ENV/bin/python" -m robosandbox_cli.environment)"
 # <<< robosandbox environment <<<
 EOF
 } >> "$VENV/bin/activate"

@@ -191,11 +191,31 @@ def test_run_resolves_executables_and_reports_unknown_ones():
 
 
 def test_sim_policy_runs_the_expert_episodes_and_exits():
-    # The main job (make run) with two episodes: verdict lines, a summary, exit 0.
-    process = start('launch', 'sim_policy', 'episodes:=2', 'seed:=10')
+    # The main job (make run) with two episodes: verdict lines, a summary, exit 0;
+    # run as .venv/bin/robosandbox from a shell that never activated the venv
+    # (it failed on AMENT_PREFIX_PATH, and the sim needs MUJOCO_GL=egl to render).
+    clean = {'HOME': os.environ['HOME'], 'PATH': '/usr/bin:/bin',
+             'ROS_DOMAIN_ID': os.environ['ROS_DOMAIN_ID'], 'HF_HUB_OFFLINE': '1'}
+    process = subprocess.Popen([str(Path(sys.prefix) / 'bin' / 'robosandbox'), 'launch', 'sim_policy',
+                                'episodes:=2', 'seed:=10'], env=clean, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
     output, _ = process.communicate(timeout=180)
     assert process.returncode == 0, output
     verdicts = re.findall(r'episode (\d)/2 pick_cube seed (\d+): (\w+)', output)
     assert verdicts == [('1', '10', 'SUCCESS'), ('2', '11', 'SUCCESS')], output
     assert 'summary: 2/2 episodes succeeded on pick_cube' in output
     assert 'refused' not in output       # every target the expert sent was valid
+
+
+def test_the_venv_environment_is_defined_once_and_user_values_win():
+    from robosandbox_cli.environment import ros_environment, shell_exports
+    env = ros_environment({'MUJOCO_GL': 'osmesa'})
+    assert env['MUJOCO_GL'] == 'osmesa'                       # the user's choice stays
+    assert env['AMENT_PREFIX_PATH'].split(os.pathsep)[0] == sys.prefix
+    assert env['FASTDDS_DEFAULT_PROFILES_FILE'].endswith('robosandbox_bringup/config/fastdds.xml')
+    exports = shell_exports({'MUJOCO_GL': 'osmesa'})
+    assert 'MUJOCO_GL' not in exports and 'export RMW_IMPLEMENTATION=rmw_fastrtps_cpp' in exports
+    # What activate evaluates is valid shell that sets those values.
+    out = subprocess.run(['bash', '-c', f'{exports}\nprintf %s "$AMENT_PREFIX_PATH"'], capture_output=True,
+                         text=True, env={'PATH': '/usr/bin:/bin'}).stdout
+    assert out.split(os.pathsep)[0] == sys.prefix

@@ -21,7 +21,9 @@ import re
 
 import yaml
 
-PACKAGE = 'robosandbox_bringup'
+from robosandbox_cli.environment import BRINGUP_PACKAGE, fastdds_profile, FASTDDS_PROFILE_VARIABLE
+
+PACKAGE = BRINGUP_PACKAGE
 _VAR = re.compile(r'\$\(var ([A-Za-z_][A-Za-z0-9_]*)\)')
 
 
@@ -126,18 +128,6 @@ class Bringup:
                 output='screen', emulate_tty=True,
                 on_exit=Shutdown(reason=f'{node.name} exited')))
         return LaunchDescription(actions)
-
-
-FASTDDS_PROFILE_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
-
-
-def fastdds_profile(share: Path, env) -> str | None:
-    """Our Fast DDS profile (``config/fastdds.xml`` under ``share``; see that file
-    for why) to set in ``env``; None where the user set their own or it is absent."""
-    profile = Path(share) / 'config' / 'fastdds.xml'
-    if FASTDDS_PROFILE_VARIABLE in env or not profile.is_file():
-        return None
-    return str(profile)
 
 
 def share_directory() -> Path:

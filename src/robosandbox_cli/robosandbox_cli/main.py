@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import shlex
 from importlib import metadata
+import os
 import sys
 
+from robosandbox_cli import environment
 from robosandbox_cli.bringup import BringupError, load_bringup
 from robosandbox_cli.processes import ExecutableNotFound, resolve_executable, run_group
 
@@ -78,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Works from .venv/bin/robosandbox without activating the venv.
+    os.environ.update(environment.ros_environment())
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 
-from robosandbox_cli.bringup import FASTDDS_PROFILE_VARIABLE, fastdds_profile, PACKAGE
+from robosandbox_cli import environment
 
 SIGINT_TIMEOUT = 5.0   # s to exit after SIGINT, as ros2 launch's sigterm_timeout
 SIGTERM_TIMEOUT = 5.0  # s to exit after SIGTERM before SIGKILL
@@ -30,15 +30,8 @@ class ExecutableNotFound(LookupError):
 
 
 def ros_environment(env: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment children get: ours, plus the venv prefix in the ament index."""
-    env = dict(os.environ if env is None else env)
-    prefixes = [p for p in env.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
-    if sys.prefix not in prefixes:
-        prefixes.append(sys.prefix)
-    env['AMENT_PREFIX_PATH'] = os.pathsep.join(prefixes)
-    profile = fastdds_profile(Path(sys.prefix) / 'share' / PACKAGE, env)
-    if profile:
-        env[FASTDDS_PROFILE_VARIABLE] = profile
+    """The environment children get: ours (see ``environment``), output unbuffered."""
+    env = environment.ros_environment(env)
     env.setdefault('PYTHONUNBUFFERED', '1')
     env.setdefault('RCUTILS_LOGGING_BUFFERED_STREAM', '0')
     return env
