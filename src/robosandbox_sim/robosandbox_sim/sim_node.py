@@ -113,11 +113,13 @@ class SimNode(Node):
         if unknown:
             raise ValueError(f'unknown camera(s) {sorted(unknown)}; '
                              f'this robot and task have {list(self.sim.camera_names)}')
+        self.cam_size = (p.camera_width, p.camera_height)
+        # camera_info never changes (fixed size, fixed fovy): built once, restamped per frame.
         self.cameras = {
             name: (self.create_publisher(Image, f'cameras/{name}/image_raw', IMAGE_QOS),
-                   self.create_publisher(CameraInfo, f'cameras/{name}/camera_info', CAMERA_INFO_QOS))
+                   self.create_publisher(CameraInfo, f'cameras/{name}/camera_info', CAMERA_INFO_QOS),
+                   camera_info(self.sim.intrinsics(name, *self.cam_size), f'{name}_optical_frame'))
             for name in cameras}
-        self.cam_size = (p.camera_width, p.camera_height)
 
         self.create_service(ResetSim, '~/reset', self._on_reset)
         self.create_service(StepSim, '~/step', self._on_step)
@@ -266,16 +268,14 @@ class SimNode(Node):
         """camera_info always (a client may need the intrinsics before it wants images);
         images only while subscribed: rendering is the sim's costliest work."""
         width, height = self.cam_size
-        for name, (image_pub, info_pub) in self.cameras.items():
-            frame = f'{name}_optical_frame'
+        for name, (image_pub, info_pub, info) in self.cameras.items():
+            info.header.stamp = stamp
             if image_pub.get_subscription_count() > 0:
                 pixels = self.sim.render(name, width, height)
                 image = Image(height=height, width=width, encoding='rgb8', is_bigendian=0,
                               step=3 * width, data=pixels.tobytes())
-                image.header.stamp, image.header.frame_id = stamp, frame
+                image.header = info.header
                 image_pub.publish(image)
-            info = camera_info(self.sim.intrinsics(name, width, height), frame)
-            info.header.stamp = stamp
             info_pub.publish(info)
 
     def _publish_diagnostics(self) -> None:
