@@ -10,12 +10,11 @@ the bus's errors, retries, temperatures, voltages and loop rate.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import logging
 import os
 import threading
 import time
-
-from dataclasses import dataclass
 
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
@@ -38,8 +37,16 @@ from robosandbox_hw.so101_bus import (
     BusError, calibration_path, CalibrationError, So101Bus, So101BusConfig)
 from robosandbox_description.robot import load_robot, RobotDescriptionError
 
+
 def _positive(values) -> str:
     return '' if all(v > 0 for v in values) else 'every value must be above 0'
+
+
+def _per_joint_problem(what: str, values, joints) -> str:
+    """Why a per-joint parameter does not fit the joints, or ''."""
+    if len(values) == len(joints):
+        return ''
+    return f'{what} needs {len(joints)} values ({list(joints)}), got {len(values)}'
 
 
 @dataclass
@@ -119,6 +126,7 @@ class So101Node(Node):
         # What destroy_node releases, set before anything can fail: rclpy may destroy
         # a node whose start was cut short (a camera error, Ctrl-C during connect).
         self.cameras: list[Camera] = []
+        self.bus: So101Bus | None = None
         self.controller: So101Controller | None = None
         self.commands: ArmCommandInterface | None = None
         core = logging.getLogger('robosandbox_hw')
@@ -132,9 +140,10 @@ class So101Node(Node):
         names = robot.joints
         lower, upper = np.array(p.joint_lower), np.array(p.joint_upper)
         velocity = np.array(p.max_velocity)
-        for what, values in (('joint_lower', lower), ('joint_upper', upper), ('max_velocity', velocity)):
-            if len(values) != len(names):
-                raise ValueError(f'{what} needs {len(names)} values ({list(names)}), got {len(values)}')
+        for what in ('joint_lower', 'joint_upper', 'max_velocity'):
+            problem = _per_joint_problem(what, getattr(p, what), names)
+            if problem:
+                raise ValueError(problem)
         if np.any(lower >= upper):
             raise ValueError(f'joint_lower must be below joint_upper for every joint: {lower} vs {upper}')
         self.limits = JointLimits(names, lower, upper)
@@ -150,12 +159,8 @@ class So101Node(Node):
         try:
             self._start(robot, p, names, lower, upper, velocity)
         except BaseException:
-            # Whatever stops the start (a camera, Ctrl-C) must not leave the arm powered;
-            # the control thread, if it runs, stops first so torque-off has the bus.
-            if self.controller is not None:
-                self.controller.stop()
-            else:
-                self.bus.close(torque_off=True)
+            # Whatever stops the start (a camera, Ctrl-C) must not leave the arm powered.
+            self._release_hardware()
             raise
 
     def _start(self, robot, p, names, lower, upper, velocity) -> None:
@@ -227,8 +232,9 @@ class So101Node(Node):
 
     def _on_parameters(self, names) -> str:
         p, limits = self.p, self.controller.limiter.limits
-        if len(p.max_velocity) != len(self.limits.names):
-            return f'max_velocity needs {len(self.limits.names)} values'
+        problem = _per_joint_problem('max_velocity', p.max_velocity, self.limits.names)
+        if problem:
+            return problem
         # Attribute swaps the control thread picks up on its next cycle.
         limits.max_velocity = np.array(p.max_velocity)
         limits.first_motion_velocity = p.first_motion_velocity
@@ -294,13 +300,19 @@ class So101Node(Node):
     def alive(self) -> bool:
         return self.controller.alive
 
-    def destroy_node(self) -> None:
+    def _release_hardware(self) -> None:
+        """Cameras closed, torque off; safe to call again. The control thread, if it
+        runs, stops first so torque-off has the bus."""
         for camera in self.cameras:
             camera.close()
+        self.cameras = []
         if self.controller is not None:
-            self.controller.stop()      # torque off
-        elif getattr(self, 'bus', None) is not None:
+            self.controller.stop()
+        elif self.bus is not None:
             self.bus.close(torque_off=True)
+
+    def destroy_node(self) -> None:
+        self._release_hardware()
         if self.commands is not None:
             self.commands.destroy()
         super().destroy_node()
