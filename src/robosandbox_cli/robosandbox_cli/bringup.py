@@ -23,7 +23,6 @@ import yaml
 
 from robosandbox_cli.environment import BRINGUP_PACKAGE, fastdds_profile, FASTDDS_PROFILE_VARIABLE
 
-PACKAGE = BRINGUP_PACKAGE
 _VAR = re.compile(r'\$\(var ([A-Za-z_][A-Za-z0-9_]*)\)')
 
 
@@ -133,10 +132,11 @@ class Bringup:
 def share_directory() -> Path:
     from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
     try:
-        return Path(get_package_share_directory(PACKAGE))
+        return Path(get_package_share_directory(BRINGUP_PACKAGE))
     except (PackageNotFoundError, KeyError, ValueError):
         raise BringupError(
-            f'{PACKAGE} is not in the ament index (AMENT_PREFIX_PATH={os.environ.get("AMENT_PREFIX_PATH", "")!r}); '
+            f'{BRINGUP_PACKAGE} is not in the ament index '
+            f'(AMENT_PREFIX_PATH={os.environ.get("AMENT_PREFIX_PATH", "")!r}); '
             'source install/setup.bash or .venv/bin/activate') from None
 
 

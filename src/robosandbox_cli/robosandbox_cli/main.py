@@ -11,9 +11,9 @@ registers its parser with ``set_defaults(func=...)``.
 from __future__ import annotations
 
 import argparse
-import shlex
 from importlib import metadata
 import os
+import shlex
 import sys
 
 from robosandbox_cli import environment

@@ -114,8 +114,9 @@ class ArmClient:
 
     def follow(self, positions, seconds: float, names: Sequence[str] = (), time_tolerance: float = 10.0):
         """Run a one-point trajectory through the action; its result message."""
-        goal = FollowJointTrajectory.Goal(trajectory=trajectory_msg(names or self.joints, [(seconds, positions)]),
-                               goal_time_tolerance=duration_msg(time_tolerance))
+        goal = FollowJointTrajectory.Goal(
+            trajectory=trajectory_msg(names or self.joints, [(seconds, positions)]),
+            goal_time_tolerance=duration_msg(time_tolerance))
         return run_goal(self.node, self.action, goal, seconds + time_tolerance + 30.0)
 
     def status(self, name: str):

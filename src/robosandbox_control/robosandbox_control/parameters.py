@@ -190,7 +190,7 @@ def given(node: Node, parameters_class: type, name: str) -> Any:
     override = node._parameter_overrides.get(name)
     if override is not None:
         return override.value
-    return {f.name: f for f in dataclasses.fields(parameters_class)}[name].default
+    return specs(parameters_class)[name][0].default
 
 
 def watch(node: Node, values: Any,

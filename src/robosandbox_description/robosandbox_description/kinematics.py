@@ -85,11 +85,11 @@ class UrdfKinematics:
             if joint.type in MOVING:
                 axis /= np.linalg.norm(axis)
             self._joints.append(_Joint(joint.name, joint.type, joint.parent, joint.child, origin, axis))
-        self._order = self._topological(model)
+        self._order = self._topological()
         self.links: tuple[str, ...] = (self.root,) + tuple(j.child for j in self._order)
         self._check(model)
 
-    def _topological(self, model) -> list[_Joint]:
+    def _topological(self) -> list[_Joint]:
         """Joints ordered so that each parent link is placed before its child."""
         by_parent: dict[str, list[_Joint]] = {}
         for joint in self._joints:
