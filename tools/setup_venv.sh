@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build the no-ROS development environment in .venv (Python 3.12):
-# ROS 2 Kilted wheels, MuJoCo, LeRobot, rosbags, robosandbox_msgs built with the
-# real rosidl toolchain, and our ament_python packages. Idempotent: re-running
-# only redoes what changed.
+# ROS 2 Kilted wheels, MuJoCo, LeRobot, rosbags, the standard interface packages
+# PyPI lacks and robosandbox_msgs (built with the real rosidl toolchain), and our
+# ament_python packages. Idempotent: re-running only redoes what changed.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -70,21 +70,39 @@ np_include=$("$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')
              -e "s#/opt/python/cp312-cp312/include/python3.12#$py_include#g" "$f"
     done
 
-# --- robosandbox_msgs with the real rosidl toolchain, installed into the venv prefix.
-msgs_src=src/robosandbox_msgs
-msgs_stamp=$VENV/.robosandbox-msgs.sha256
-msgs_hash=$(find "$msgs_src" -type f | sort | xargs sha256sum | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$msgs_stamp" 2>/dev/null)" != "$msgs_hash" ]; then
-  say "building robosandbox_msgs (rosidl)"
-  rm -rf build/robosandbox_msgs && mkdir -p build
-  cmake -S "$msgs_src" -B build/robosandbox_msgs -DCMAKE_PREFIX_PATH="$VENV" \
+# --- Interface packages, built with the real rosidl toolchain into the venv prefix.
+# build_interfaces DIR: configure, build and install the package in DIR, again only
+# when its files changed.
+build_interfaces() {
+  local src=$1 name
+  name=$(basename "$src")
+  local stamp=$VENV/.robosandbox-$name.sha256 hash
+  hash=$(find "$src" -type f | sort | xargs sha256sum | sha256sum | cut -d' ' -f1)
+  [ "$(cat "$stamp" 2>/dev/null)" = "$hash" ] && return 0
+  say "building $name (rosidl)"
+  rm -rf "build/$name" && mkdir -p build
+  # An interface removed from the package must not linger from an earlier install.
+  rm -rf "$VENV/share/$name" "$VENV/include/$name" "$VENV"/lib/python3.*/site-packages/"$name" \
+         "$VENV"/lib/lib"$name"__*.so
+  cmake -S "$src" -B "build/$name" -DCMAKE_PREFIX_PATH="$VENV" \
     -DCMAKE_INSTALL_PREFIX="$VENV" -DPython3_EXECUTABLE="$VENV/bin/python" \
-    -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release > build/robosandbox_msgs.log 2>&1 \
-    && cmake --build build/robosandbox_msgs -j "$(nproc)" >> build/robosandbox_msgs.log 2>&1 \
-    && cmake --install build/robosandbox_msgs >> build/robosandbox_msgs.log 2>&1 \
-    || { tail -40 build/robosandbox_msgs.log >&2; die "robosandbox_msgs failed to build (log: build/robosandbox_msgs.log)"; }
-  echo "$msgs_hash" > "$msgs_stamp"
-fi
+    -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release > "build/$name.log" 2>&1 \
+    && cmake --build "build/$name" -j "$(nproc)" >> "build/$name.log" 2>&1 \
+    && cmake --install "build/$name" >> "build/$name.log" 2>&1 \
+    || { tail -40 "build/$name.log" >&2; die "$name failed to build (log: build/$name.log)"; }
+  echo "$hash" > "$stamp"
+}
+
+# Standard interfaces PyPI lacks (tools/interfaces/README.md), where missing: one
+# that Python already imports from elsewhere (a sourced ROS install) is left alone.
+for pkg in tools/interfaces/*/; do
+  name=$(basename "$pkg")
+  if [ -f "$VENV/.robosandbox-$name.sha256" ] \
+      || ! "$VENV/bin/python" -c "import $name.msg" 2>/dev/null; then
+    build_interfaces "${pkg%/}"
+  fi
+done
+build_interfaces src/robosandbox_msgs
 
 # --- Our ament_python packages: a normal (not editable) install, so package.xml,
 # the ament index markers, launch and config files land in $VENV/share like an

@@ -22,7 +22,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robosandbox_control.arm_interface import split_seconds
 from robosandbox_control.spinning import spin_until, wait_future
-from robosandbox_msgs.action import FollowJointTrajectory
+from control_msgs.action import FollowJointTrajectory
 
 
 class ActionRefused(RuntimeError):

@@ -14,6 +14,7 @@ and the suite talks to whatever answers on that ROS domain. It moves the arm
 """
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -21,11 +22,14 @@ import rclpy
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 
+from action_msgs.msg import GoalStatus
+from control_msgs.action import FollowJointTrajectory
+from control_msgs.msg import JointTolerance
 from robosandbox_cli.processes import NodeProcess, resolve_executable
-from robosandbox_control.clients import ArmClient, run_goal, trajectory_msg
+from robosandbox_control.clients import ArmClient, run_goal, send_goal, trajectory_msg
+from robosandbox_control.spinning import wait_future
 from robosandbox_control.testing import write_camera_video
 from robosandbox_description.robot import load_robot
-from robosandbox_msgs.action import FollowJointTrajectory
 
 pytestmark = pytest.mark.nodes     # starts ROS node processes: not in `make test-fast`
 
@@ -199,6 +203,113 @@ def test_limits_are_enforced_and_bad_commands_refused(backend, robot):
     backend.stream(nan, 0.5)
     backend.stream(beyond, 0.5)
     np.testing.assert_allclose(settle(backend, 1.0), before, atol=0.02)
+
+
+def test_a_long_streamed_trajectory_plays_to_its_end(backend):
+    # One message lasting longer than the hardware watchdog's timeout: every
+    # backend follows it to its last point (the watchdog counts from there).
+    target = settle(backend)
+    target[0] += 0.3
+    backend.stream(target, 1.5)
+    backend.wait(lambda: abs(backend.position()[0] - target[0]) < 0.03, 6.0,
+                 lambda: f'stopped at {backend.position()[0]:.3f}, target {target[0]:.3f}')
+
+
+def test_a_partial_joint_goal_moves_only_its_joints(backend):
+    before = settle(backend)
+    result = backend.follow([before[0] - 0.2], 0.5, names=[JOINTS[0]])
+    assert result.error_code == Result.SUCCESSFUL, result.error_string
+    after = settle(backend)
+    assert after[0] == pytest.approx(before[0] - 0.2, abs=0.05)
+    np.testing.assert_allclose(after[1:], before[1:], atol=0.03)
+
+
+def _send(backend, positions, seconds, **goal_fields):
+    goal = _goal(positions, seconds)
+    for name, value in goal_fields.items():
+        setattr(goal, name, value)
+    handle = send_goal(backend.node, backend.action, goal)
+    return handle, handle.get_result_async()
+
+
+def test_a_new_goal_preempts_the_running_one(backend):
+    start = settle(backend)
+    first = start.copy()
+    first[0] += 0.4
+    second = start.copy()
+    second[0] -= 0.2
+    feedback = []
+    goal = _goal(first, 3.0)
+    handle = send_goal(backend.node, backend.action, goal, feedback_callback=feedback.append)
+    first_result = handle.get_result_async()
+    backend.wait(lambda: feedback, 5.0, 'no feedback')
+    assert list(feedback[-1].feedback.joint_names) == list(JOINTS)
+    preempted_at = time.monotonic()
+    _, second_result = _send(backend, second, 1.0)
+    wait_future(backend.node, first_result, 5.0)
+    assert time.monotonic() - preempted_at < 1.0       # answered at once, not at its end
+    assert first_result.result().status == GoalStatus.STATUS_CANCELED
+    assert 'preempted' in first_result.result().result.error_string
+    result = wait_future(backend.node, second_result, 20.0)
+    assert result.status == GoalStatus.STATUS_SUCCEEDED, result.result.error_string
+    assert settle(backend)[0] == pytest.approx(second[0], abs=0.05)
+
+
+def test_cancel_holds_where_the_arm_is(backend):
+    start = settle(backend)
+    target = start.copy()
+    target[0] += 0.6
+    handle, result = _send(backend, target, 3.0)
+    backend.spin(0.8)
+    wait_future(backend.node, handle.cancel_goal_async(), 5.0)
+    assert wait_future(backend.node, result, 5.0).status == GoalStatus.STATUS_CANCELED
+    stopped = settle(backend, 0.5)
+    assert start[0] + 0.05 < stopped[0] < target[0] - 0.1, (start[0], stopped[0])
+    assert settle(backend, 0.7)[0] == pytest.approx(stopped[0], abs=0.01)
+
+
+def test_a_goal_storm_is_all_answered_and_the_last_goal_runs(backend):
+    start = settle(backend)
+    sent = []
+    for i in range(30):
+        target = start.copy()
+        target[0] += 0.01 * (i + 1)
+        sent.append((target, _send(backend, target, 0.5)[1]))
+    last_sent = time.monotonic()
+    earlier = [future for _, future in sent[:-1]]
+    backend.wait(lambda: all(f.done() for f in earlier), 10.0,
+                 lambda: f'{sum(not f.done() for f in earlier)} of 29 goals unanswered')
+    assert time.monotonic() - last_sent < 1.0
+    assert all(f.result().status == GoalStatus.STATUS_CANCELED for f in earlier)
+    result = wait_future(backend.node, sent[-1][1], 20.0)
+    assert result.status == GoalStatus.STATUS_SUCCEEDED, result.result.error_string
+    assert settle(backend)[0] == pytest.approx(sent[-1][0][0], abs=0.05)
+
+
+def test_a_trajectory_that_ended_in_the_past_is_refused(backend):
+    before = settle(backend)
+    target = before.copy()
+    target[0] += 0.2
+    goal = _goal(target, 0.5)
+    goal.trajectory.header.stamp.sec = 1          # ended 1.5 s after the clock's epoch
+    result = run_goal(backend.node, backend.action, goal, 10.0)
+    assert result.error_code == Result.OLD_HEADER_TIMESTAMP and 'ended' in result.error_string, result
+    backend.trajectories.publish(goal.trajectory)
+    np.testing.assert_allclose(settle(backend, 1.0), before, atol=0.02)
+
+
+def test_a_path_tolerance_violation_aborts_and_holds(backend):
+    start = settle(backend)
+    target = start.copy()
+    target[0] += 0.5
+    tight = [JointTolerance(name=JOINTS[0], position=1e-4)]
+    _, future = _send(backend, target, 1.0, path_tolerance=tight)
+    result = wait_future(backend.node, future, 10.0)
+    assert result.status == GoalStatus.STATUS_ABORTED
+    assert result.result.error_code == Result.PATH_TOLERANCE_VIOLATED, result.result.error_string
+    stopped = settle(backend, 0.5)
+    assert stopped[0] < target[0] - 0.2
+    assert settle(backend, 0.5)[0] == pytest.approx(stopped[0], abs=0.01)
 
 
 def test_camera_topics_are_present(backend):

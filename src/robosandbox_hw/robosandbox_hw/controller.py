@@ -15,8 +15,10 @@ failed cycles in a row put the arm in ``ERROR``, which holds (servos keep their
 last goal) or releases torque (``on_error``). A servo reporting a protection
 fault (overload, overheating, voltage) is fatal: torque is released. Leaving
 ``ERROR`` or ``EMERGENCY_STOP`` takes an explicit :meth:`So101Controller.enable`.
-The watchdog holds the arm where it is when a streamed trajectory stops
-arriving for ``command_timeout``.
+The watchdog, as joint_trajectory_controller's ``cmd_timeout``, counts from the
+time of the last point of the latest streamed trajectory: ``command_timeout``
+after it, an arm still short of that point (the limiter slowed it) holds where
+it is. A streamed trajectory always plays to its end, however long it lasts.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ class ControllerConfig:
     rate: float = 100.0                # Hz
     max_consecutive_failures: int = 5
     on_error: str = 'hold'             # 'hold' or 'release'
-    command_timeout: float = 0.5       # s without a streamed command before the watchdog holds
+    command_timeout: float = 0.5       # s after a streamed trajectory's last point before the watchdog holds
     health_period: float = 1.0         # s between temperature/voltage/status reads
 
     def __post_init__(self):
@@ -268,12 +270,16 @@ class So101Controller:
             self.failures_in_a_row = 0
             return
         with self.lock:
-            if self._stream_stalled(self.config.command_timeout):
-                self.follower.hold()
-                self.watchdog_trips += 1
-                logger.warning('watchdog: no command for %.2f s mid-trajectory; holding',
-                               self.config.command_timeout)
             target = self.follower.sample(stamp)
+            if (self._stream_stalled(self.config.command_timeout)
+                    and np.max(np.abs(target - self.limiter.goal)) > GoalLimiter.REACHED):
+                # The streaming client went quiet while the arm, slowed by the
+                # limiter, still chases its last target: stop where the arm is.
+                self.follower.hold(self.limiter.goal)
+                target = self.limiter.goal.copy()
+                self.watchdog_trips += 1
+                logger.warning('watchdog: no command for %.2f s after the last point; holding',
+                               self.config.command_timeout)
         goal = self.limiter.step(target, dt)
         try:
             with self._bus_lock:

@@ -24,7 +24,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import Trigger
 
-from robosandbox_control.arm_interface import ArmCommandInterface, joint_state_msg, time_msg
+from robosandbox_control.arm_interface import ArmCommandInterface, ArmParameters, joint_state_msg, time_msg
 from robosandbox_control.messages import camera_info, diagnostic_array, diagnostic_status, ERROR, OK, WARN
 from robosandbox_control.parameters import declare, given, parameter, watch
 from robosandbox_control.qos import CAMERA_INFO_QOS, IMAGE_QOS
@@ -50,7 +50,7 @@ def _per_joint_problem(what: str, values, joints) -> str:
 
 
 @dataclass
-class So101Parameters:
+class So101Parameters(ArmParameters):
     """Parameters of ``so101``. The bus, cameras and position limits are fixed at start;
     speeds and the watchdog are live, so they can be turned down on a running arm."""
 
@@ -72,12 +72,11 @@ class So101Parameters:
                                    range=(0.0, 10.0), validate=_positive)
     first_motion_velocity: float = parameter(0.2, 'Speed limit, rad/s, from each enable until the first '
                                                   'commanded target is reached.', range=(0.01, 10.0))
-    home_velocity: float = parameter(0.5, 'Fastest joint speed on the way to the home pose (~/home), rad/s.',
-                                     range=(0.01, 10.0))
     control_rate: float = parameter(100.0, 'Read-state/write-goal loop rate, Hz; joint_states is published '
                                            'at this rate.', read_only=True, range=(1.0, 1000.0))
-    command_timeout: float = parameter(0.5, 'Watchdog: a streamed trajectory with no new message for this '
-                                            'long (s) stops and holds.', range=(0.01, 60.0))
+    command_timeout: float = parameter(0.5, 'Watchdog, as joint_trajectory_controller cmd_timeout: this long '
+                                            '(s) after the last point of the latest streamed trajectory, an arm '
+                                            'still short of it holds where it is.', range=(0.01, 60.0))
     bus_retries: int = parameter(2, 'Retries of a failed bus transaction before it counts as failed.',
                                  read_only=True, range=(0, 10))
     max_consecutive_failures: int = parameter(5, 'Failed control cycles in a row that put the arm in the '
@@ -169,7 +168,7 @@ class So101Node(Node):
         self.commands = ArmCommandInterface(
             self, self.limits, self.follower, self.lock, now=time.time,
             measured=self._measured, home=[robot.home[j] for j in names],
-            home_velocity=p.home_velocity, refusal=self._refusal)
+            parameters=p, refusal=self._refusal)
         self.joint_pub = self.create_publisher(JointState, 'joint_states', 100)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_service(Trigger, '~/emergency_stop', self._on_emergency_stop)
@@ -239,7 +238,6 @@ class So101Node(Node):
         limits.max_velocity = np.array(p.max_velocity)
         limits.first_motion_velocity = p.first_motion_velocity
         self.controller.config.command_timeout = p.command_timeout
-        self.commands.home_velocity = p.home_velocity
         return ''
 
     # --- state and commands ---------------------------------------------------------------

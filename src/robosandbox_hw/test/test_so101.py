@@ -190,12 +190,14 @@ def test_first_motion_is_slow_and_later_ones_respect_the_velocity_limit(arm):
     assert 0.5 < max_speed(client.states) < 1.0 * 1.2, max_speed(client.states)  # capped, not ramped
 
 
-def test_watchdog_holds_when_the_command_stream_stops(arm):
-    process, client = arm('first_motion_velocity:=2.0', 'command_timeout:=0.3')
+def test_watchdog_holds_when_the_stream_stops_and_the_arm_still_chases_it(arm):
+    # The slow first motion (0.2 rad/s) lags a streamed target due in 0.2 s: 0.3 s
+    # after that last point the watchdog holds the arm where it is.
+    process, client = arm('first_motion_velocity:=0.2', 'command_timeout:=0.3')
     start = client.position()
     target = start.copy()
     target[0] += 1.0
-    client.stream(target, 5.0)                        # one message, then silence
+    client.stream(target, 0.2)                        # one message, then silence
     client.spin(2.0)
     moved = client.position()[0] - start[0]
     assert 0.02 < moved < 0.3, moved

@@ -20,7 +20,7 @@ from sensor_msgs.msg import Image, JointState
 from robosandbox_control.arm_interface import to_seconds
 from robosandbox_control.clients import ActionRefused, run_goal, trajectory_msg
 from robosandbox_control.spinning import spin_for, spin_until, wait_future
-from robosandbox_msgs.action import FollowJointTrajectory
+from control_msgs.action import FollowJointTrajectory
 from robosandbox_msgs.msg import TaskStatus
 from robosandbox_msgs.srv import ResetSim
 

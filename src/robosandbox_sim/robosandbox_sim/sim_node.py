@@ -29,7 +29,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import SetBool
 
 from robosandbox_control.arm_interface import (
-    ArmCommandInterface, joint_state_msg, split_seconds, time_msg)
+    ArmCommandInterface, ArmParameters, joint_state_msg, split_seconds, time_msg)
 from robosandbox_control.messages import camera_info, diagnostic_array, diagnostic_status, OK, WARN
 from robosandbox_control.parameters import declare, parameter, watch
 from robosandbox_control.qos import CAMERA_INFO_QOS, IMAGE_QOS
@@ -42,7 +42,7 @@ from robosandbox_sim.simulation import Simulation
 from robosandbox_sim.task import TaskError
 
 @dataclass
-class SimParameters:
+class SimParameters(ArmParameters):
     """Parameters of ``sim``. What builds the scene is fixed at start; rates and pacing are live."""
 
     robot: str = parameter('so101', 'Packaged robot name (so101, so_arm100) or path to a robot sidecar YAML.',
@@ -64,8 +64,6 @@ class SimParameters:
     camera_rate: float = parameter(30.0, 'Camera publish rate, Hz of sim time.', range=(0.1, 1000.0))
     visual_detail: float = parameter(0.003, 'Visual mesh simplification cell size, m; 0 keeps the full '
                                             'meshes.', read_only=True, range=(0.0, 0.1))
-    home_velocity: float = parameter(0.5, 'Fastest joint speed on the way to the home pose (~/home), rad/s.',
-                                     range=(0.01, 10.0))
     start_paused: bool = parameter(False, 'Start with physics paused (use ~/pause and ~/step).', read_only=True)
 
 
@@ -96,7 +94,7 @@ class SimNode(Node):
         self.commands = ArmCommandInterface(
             self, self.limits, self.follower, self.lock,
             now=lambda: self.sim.time, measured=self._measured_positions,
-            home=[robot.home[j] for j in names], home_velocity=p.home_velocity)
+            home=[robot.home[j] for j in names], parameters=p)
 
         # Reliable at 500 Hz: a depth of 10 would give a subscriber (the recorder)
         # only 20 ms of slack before samples are overwritten unacknowledged.
@@ -147,7 +145,6 @@ class SimNode(Node):
     def _on_parameters(self, names) -> str:
         # Plain attribute swaps: the physics thread reads each once per use.
         self._periods = self._periods_from(self.p)
-        self.commands.home_velocity = self.p.home_velocity
         if 'real_time_factor' in names:
             self.rtf = self.p.real_time_factor
             self._sync_wall()

@@ -21,7 +21,7 @@ from robosandbox_control import clients
 from robosandbox_control.clients import trajectory_msg
 from robosandbox_control.spinning import spin_for, spin_until, wait_future
 from robosandbox_description.robot import load_robot
-from robosandbox_msgs.action import FollowJointTrajectory
+from control_msgs.action import FollowJointTrajectory
 from robosandbox_msgs.msg import TaskStatus
 from robosandbox_msgs.srv import ResetSim, StepSim
 
@@ -70,8 +70,8 @@ def latest_positions(node):
     return dict(zip(msg.name, msg.position))
 
 
-def run_goal(node, names, points, tolerance=()):
-    goal = FollowJointTrajectory.Goal(trajectory=trajectory_msg(names, points), goal_tolerance=list(tolerance))
+def run_goal(node, names, points):
+    goal = FollowJointTrajectory.Goal(trajectory=trajectory_msg(names, points))
     return clients.run_goal(node, node.action, goal, 30.0)
 
 
