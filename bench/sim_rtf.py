@@ -5,6 +5,7 @@ Runs the sim node in its own process (as a user would) and measures it from
 this one through ROS:
 
   free       no camera subscribers, real_time_factor 0 (free-running)
+  free_tf    the same with /tf subscribed (as RViz would), TF's cost per step
   cam240     one 240x320 camera at 30 Hz + joint_states at 100 Hz, real time
   cam480     480x640 front + wrist cameras at 30 Hz, real time
 
@@ -26,11 +27,14 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image, JointState  # noqa: E402
+from tf2_msgs.msg import TFMessage  # noqa: E402
 
 from robosandbox_cli.processes import ProcessGroup, resolve_executable  # noqa: E402
+from robosandbox_control.qos import TF_QOS  # noqa: E402
 
 SCENARIOS = {
     'free': dict(params={'real_time_factor': '0'}, cameras=[], size=(320, 240)),
+    'free_tf': dict(params={'real_time_factor': '0'}, cameras=[], size=(320, 240), tf=True),
     'cam240': dict(params={'real_time_factor': '1.0', 'cameras': '[front]'}, cameras=['front'],
                    size=(320, 240)),
     'cam480': dict(params={'real_time_factor': '1.0', 'cameras': '[front, wrist]'},
@@ -62,7 +66,7 @@ def run(name: str, duration: float) -> dict:
     group.start('sim', argv)
     node = rclpy.create_node(f'bench_{name}')
     diag, images, latency = [], {c: [] for c in spec['cameras']}, []
-    state = {'measuring': False, 'joint_states': 0}
+    state = {'measuring': False, 'joint_states': 0, 'tf': 0}
 
     def on_diag(msg):
         if state['measuring']:
@@ -79,6 +83,12 @@ def run(name: str, duration: float) -> dict:
         # would measure this process, not the node. Latency comes from the
         # paced scenarios.
         node.create_subscription(JointState, 'joint_states', on_joints, 100)
+    if spec.get('tf'):
+        # Raw: count the messages without deserialising them, so this process
+        # takes as little of the 2 cores as a subscriber can.
+        def on_tf(_msg):
+            state['tf'] += state['measuring']
+        node.create_subscription(TFMessage, '/tf', on_tf, TF_QOS, raw=True)
     for cam in spec['cameras']:
         node.create_subscription(
             Image, f'cameras/{cam}/image_raw',
@@ -102,7 +112,10 @@ def run(name: str, duration: float) -> dict:
         group.shutdown()
 
     rtf = [float(d['real_time_factor']) for d in diag]
+    tf_cost = [float(d['tf_publish_p50_ms']) for d in diag if 'tf_publish_p50_ms' in d]
     result = {
+        'tf_hz': state['tf'] / elapsed,
+        'tf_publish_p50_ms': statistics.median(tf_cost) if tf_cost else float('nan'),
         'rtf_median': statistics.median(rtf) if rtf else float('nan'),
         'rtf_min': min(rtf) if rtf else float('nan'),
         'joint_states_hz': state['joint_states'] / elapsed,
@@ -143,11 +156,16 @@ def main() -> None:
             print(f'== {name} ({args.duration:g} s, {os.cpu_count()} cores)')
             print(f'  real-time factor: median {r["rtf_median"]:.2f}, min {r["rtf_min"]:.2f} '
                   f'(1 s windows)')
-            if name == 'free':
+            if name.startswith('free'):
                 bare = bare_mujoco_rtf()
                 print(f'  bare MuJoCo on the same scene: real-time factor {bare:.1f}; '
                       f'node overhead {bare / r["rtf_median"]:.2f}x')
-            if name == 'free':
+            if name == 'free_tf':
+                # /tf goes out with joint_states: 100 Hz of sim time, one per 5 physics steps.
+                print(f'  /tf: {r["tf_hz"]:.0f} messages/s received; building and sending one takes '
+                      f'{r["tf_publish_p50_ms"]:.3f} ms (median), '
+                      f'{r["tf_publish_p50_ms"] / 5:.3f} ms per 2 ms physics step')
+            if name.startswith('free'):
                 continue
             print(f'  joint_states: {r["joint_states_hz"]:.1f} Hz received')
             print(f'  joint_states latency: step->publish p50 {r["step_to_publish_p50_ms"]:.3f} ms, '

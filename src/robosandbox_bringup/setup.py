@@ -13,7 +13,7 @@ setup(
         ('share/' + package_name, ['package.xml']),
         ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
         ('share/' + package_name + '/bringups', glob('bringups/*.yaml')),
-        ('share/' + package_name + '/config', glob('config/*.yaml') + glob('config/*.xml')),
+        ('share/' + package_name + '/config', glob('config/*.yaml') + glob('config/*.xml') + glob('config/*.rviz')),
     ],
     install_requires=['setuptools'],
     zip_safe=False,

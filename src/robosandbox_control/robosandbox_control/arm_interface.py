@@ -58,7 +58,7 @@ _FEEDBACK_HAS_INDEX = 'index' in FollowJointTrajectory.Feedback.get_fields_and_f
 
 @dataclass
 class ArmParameters:
-    """Parameters of the command interface, shared by every backend's parameter class.
+    """Parameters every backend shares: its command interface and its robot's frames.
 
     The tolerances are joint_trajectory_controller's ``constraints``: a goal's own
     tolerances override them joint by joint."""
@@ -74,6 +74,9 @@ class ArmParameters:
              'take to settle within the goal tolerance.', range=(0.0, 60.0))
     home_velocity: float = parameter(0.5, 'Fastest joint speed on the way to the home pose (~/home), rad/s.',
                                      range=(0.01, 10.0))
+    frame_prefix: str = parameter('', 'Prefix of the robot\'s TF frames (links, cameras), as '
+                                      'robot_state_publisher\'s frame_prefix: "arm1/" for a second arm.',
+                                  read_only=True)
 
 
 class GoalError(TrajectoryError):

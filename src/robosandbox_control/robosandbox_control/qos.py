@@ -18,3 +18,11 @@ IMAGE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=30,
 CAMERA_INFO_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=30,
                              reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+# robot_description and /tf_static, as robot_state_publisher and tf2's static
+# broadcaster offer them: the latest value kept for subscribers that come later.
+LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                         reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# /tf, as tf2's broadcaster offers it.
+TF_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)

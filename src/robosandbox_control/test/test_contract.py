@@ -14,6 +14,8 @@ and the suite talks to whatever answers on that ROS domain. It moves the arm
 """
 
 import os
+from pathlib import Path
+import re
 import time
 
 import numpy as np
@@ -21,14 +23,19 @@ import pytest
 import rclpy
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import String
+from tf2_msgs.msg import TFMessage
 
 from action_msgs.msg import GoalStatus
 from control_msgs.action import FollowJointTrajectory
 from control_msgs.msg import JointTolerance
 from robosandbox_cli.processes import NodeProcess, resolve_executable
 from robosandbox_control.clients import ArmClient, run_goal, send_goal, trajectory_msg
+from robosandbox_control.qos import LATCHED_QOS, TF_QOS
+from robosandbox_control.robot_state import quaternion
 from robosandbox_control.spinning import wait_future
 from robosandbox_control.testing import write_camera_video
+from robosandbox_description.kinematics import UrdfKinematics
 from robosandbox_description.robot import load_robot
 
 pytestmark = pytest.mark.nodes     # starts ROS node processes: not in `make test-fast`
@@ -310,6 +317,46 @@ def test_a_path_tolerance_violation_aborts_and_holds(backend):
     stopped = settle(backend, 0.5)
     assert stopped[0] < target[0] - 0.2
     assert settle(backend, 0.5)[0] == pytest.approx(stopped[0], abs=0.01)
+
+
+def test_robot_description_and_tf_follow_the_joints(backend, robot):
+    """What robot_state_publisher would give RViz: the URDF (latched: this
+    subscriber comes late) and one transform per moving joint, stamped by the
+    backend's clock like its joint_states."""
+    listener = ArmClient('tf_listener')
+    try:
+        descriptions, statics, tfs = [], [], []
+        listener.node.create_subscription(String, 'robot_description', descriptions.append, LATCHED_QOS)
+        listener.node.create_subscription(TFMessage, '/tf_static', statics.append, LATCHED_QOS)
+        listener.node.create_subscription(TFMessage, '/tf', tfs.append, TF_QOS)
+        listener.wait(lambda: descriptions and statics and len(tfs) > 5 and listener.states, 20.0,
+                      lambda: f'description {len(descriptions)}, static {len(statics)}, tf {len(tfs)}')
+        urdf = descriptions[-1].data
+        assert '<robot' in urdf and all(f'name="{j}"' in urdf for j in JOINTS)
+        meshes = re.findall(r'filename="([^"]*)"', urdf)
+        assert meshes and all(m.startswith('file://') and Path(m[len('file://'):]).is_file()
+                              for m in meshes), meshes    # what RViz can load
+        fixed = {(t.header.frame_id, t.child_frame_id) for t in statics[-1].transforms}
+        assert ('gripper_link', 'gripper_frame_link') in fixed
+        moving = {t.child_frame_id: t for t in tfs[-1].transforms}
+        assert {'shoulder_link', 'upper_arm_link', 'lower_arm_link', 'wrist_link', 'gripper_link',
+                'moving_jaw_so101_v1_link'} <= set(moving)
+        assert moving['shoulder_link'].header.frame_id == 'base_link'
+        # Stamped like the joint_states they come from, and equal to the kinematics at them.
+        by_stamp = {(m.header.stamp.sec, m.header.stamp.nanosec): m for m in listener.states}
+        latest = next(m for m in reversed(tfs)
+                      if (m.transforms[0].header.stamp.sec, m.transforms[0].header.stamp.nanosec) in by_stamp)
+        stamp = latest.transforms[0].header.stamp
+        joints = by_stamp[stamp.sec, stamp.nanosec]
+        expected = UrdfKinematics(robot).joint_transforms(dict(zip(joints.name, joints.position)))
+        got = {t.child_frame_id: t for t in latest.transforms}
+        for parent, child, matrix in expected:
+            assert got[child].header.frame_id == parent
+            t, r = got[child].transform.translation, got[child].transform.rotation
+            np.testing.assert_allclose([t.x, t.y, t.z], matrix[:3, 3], atol=1e-9)
+            np.testing.assert_allclose([r.x, r.y, r.z, r.w], quaternion(matrix[:3, :3]), atol=1e-9)
+    finally:
+        listener.close()
 
 
 def test_camera_topics_are_present(backend):

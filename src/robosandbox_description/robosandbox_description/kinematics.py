@@ -129,20 +129,33 @@ class UrdfKinematics:
     def moving_joints(self) -> tuple[str, ...]:
         return tuple(j.name for j in self._order if j.kind in MOVING)
 
+    @staticmethod
+    def _transform(joint: _Joint, q: float) -> np.ndarray:
+        """Parent link -> child link of ``joint`` at position ``q``."""
+        motion = np.eye(4)
+        if joint.kind in ('revolute', 'continuous'):
+            motion[:3, :3] = axis_angle(joint.axis, q)
+        elif joint.kind == 'prismatic':
+            motion[:3, 3] = joint.axis * q
+        return joint.origin @ motion
+
+    def joint_transforms(self, positions: Mapping[str, float]) -> list[tuple[str, str, np.ndarray]]:
+        """``(parent link, child link, parent -> child)`` of every moving joint, as
+        robot_state_publisher puts them on /tf; joints not given stand at zero."""
+        return [(j.parent, j.child, self._transform(j, float(positions.get(j.name, 0.0))))
+                for j in self._order if j.kind in MOVING]
+
+    @cached_property
+    def fixed_transforms(self) -> list[tuple[str, str, np.ndarray]]:
+        """The same for fixed joints: /tf_static."""
+        return [(j.parent, j.child, j.origin) for j in self._order if j.kind not in MOVING]
+
     def link_poses(self, positions: Mapping[str, float]) -> dict[str, np.ndarray]:
         """Pose of every link in the root frame; joints not given stand at zero."""
         poses = {self.root: np.eye(4)}
         for joint in self._order:
-            pose = poses[joint.parent] @ joint.origin
-            q = float(positions.get(joint.name, 0.0))
-            if joint.kind in ('revolute', 'continuous'):
-                motion = np.eye(4)
-                motion[:3, :3] = axis_angle(joint.axis, q)
-                pose = pose @ motion
-            elif joint.kind == 'prismatic':
-                pose = pose.copy()
-                pose[:3, 3] += pose[:3, :3] @ (joint.axis * q)
-            poses[joint.child] = pose
+            poses[joint.child] = poses[joint.parent] @ self._transform(
+                joint, float(positions.get(joint.name, 0.0)))
         return poses
 
     def end_effector_pose(self, positions: Mapping[str, float]) -> np.ndarray:

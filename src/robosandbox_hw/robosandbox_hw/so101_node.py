@@ -28,6 +28,7 @@ from robosandbox_control.arm_interface import ArmCommandInterface, ArmParameters
 from robosandbox_control.messages import camera_info, diagnostic_array, diagnostic_status, ERROR, OK, WARN
 from robosandbox_control.parameters import declare, given, parameter, watch
 from robosandbox_control.qos import CAMERA_INFO_QOS, IMAGE_QOS
+from robosandbox_control.robot_state import RobotStatePublisher
 from robosandbox_control.spinning import spin_node
 from robosandbox_control.trajectory import JointLimits, TrajectoryFollower
 from robosandbox_hw.cameras import Camera, CameraConfig, CameraError
@@ -170,6 +171,10 @@ class So101Node(Node):
             measured=self._measured, home=[robot.home[j] for j in names],
             parameters=p, refusal=self._refusal)
         self.joint_pub = self.create_publisher(JointState, 'joint_states', 100)
+        # The robot and its links from the description's kinematics at the measured joints.
+        # Camera mounts are the user's: their optical frames (<name>_optical_frame, as
+        # camera_info says) come from a static_transform_publisher of the user's.
+        self.robot_state = RobotStatePublisher(self, robot, p.frame_prefix) if robot.urdf_path else None
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_service(Trigger, '~/emergency_stop', self._on_emergency_stop)
         self.create_service(Trigger, '~/enable', self._on_enable)
@@ -216,7 +221,7 @@ class So101Node(Node):
             self.cameras.append(Camera(config, self._frame_publisher(config, image_pub, info_pub)))
 
     def _frame_publisher(self, config: CameraConfig, image_pub, info_pub):
-        info = camera_info(config.intrinsics(), f'{config.name}_optical_frame')
+        info = camera_info(config.intrinsics(), f'{self.p.frame_prefix}{config.name}_optical_frame')
 
         def publish(stamp: float, rgb: np.ndarray) -> None:
             # camera_info with every frame, subscribed or not, as the sim does.
@@ -255,7 +260,10 @@ class So101Node(Node):
 
     def _publish_state(self, stamp: float, position: np.ndarray, velocity: np.ndarray) -> None:
         try:
-            self.joint_pub.publish(joint_state_msg(self.limits.names, time_msg(stamp), position, velocity))
+            ros_stamp = time_msg(stamp)
+            self.joint_pub.publish(joint_state_msg(self.limits.names, ros_stamp, position, velocity))
+            if self.robot_state:
+                self.robot_state.publish(ros_stamp, dict(zip(self.limits.names, position)))
         except Exception:
             if self.context.ok():
                 raise       # shutting down, the context is gone: the loop is about to stop

@@ -20,6 +20,7 @@ import time
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Pose
+import numpy as np
 import rclpy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
@@ -27,12 +28,14 @@ from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import SetBool
+from visualization_msgs.msg import Marker, MarkerArray
 
 from robosandbox_control.arm_interface import (
     ArmCommandInterface, ArmParameters, joint_state_msg, split_seconds, time_msg)
 from robosandbox_control.messages import camera_info, diagnostic_array, diagnostic_status, OK, WARN
 from robosandbox_control.parameters import declare, parameter, watch
-from robosandbox_control.qos import CAMERA_INFO_QOS, IMAGE_QOS
+from robosandbox_control.qos import CAMERA_INFO_QOS, IMAGE_QOS, LATCHED_QOS
+from robosandbox_control.robot_state import OPTICAL_FROM_GL, RobotStatePublisher
 from robosandbox_control.spinning import spin_node
 from robosandbox_control.trajectory import JointLimits, TrajectoryFollower
 from robosandbox_msgs.msg import TaskStatus
@@ -62,6 +65,9 @@ class SimParameters(ArmParameters):
     camera_width: int = parameter(320, 'Camera image width, pixels.', read_only=True, range=(1, 4096))
     camera_height: int = parameter(240, 'Camera image height, pixels.', read_only=True, range=(1, 4096))
     camera_rate: float = parameter(30.0, 'Camera publish rate, Hz of sim time.', range=(0.1, 1000.0))
+    tf_rate: float = parameter(100.0, '/tf goes out with joint_states, at most this often per wall-clock '
+                                      'second (Hz): free-running, a viewer needs no more and the sim '
+                                      'keeps its speed.', range=(1.0, 1000.0))
     visual_detail: float = parameter(0.003, 'Visual mesh simplification cell size, m; 0 keeps the full '
                                             'meshes.', read_only=True, range=(0.0, 0.1))
     start_paused: bool = parameter(False, 'Start with physics paused (use ~/pause and ~/step).', read_only=True)
@@ -112,12 +118,17 @@ class SimNode(Node):
             raise ValueError(f'unknown camera(s) {sorted(unknown)}; '
                              f'this robot and task have {list(self.sim.camera_names)}')
         self.cam_size = (p.camera_width, p.camera_height)
+        self.marker_pub = self.create_publisher(MarkerArray, 'scene_markers', LATCHED_QOS)
+        self.robot_state = self._robot_state(robot)
+        frame = self.robot_state.frame if self.robot_state else str
         # camera_info never changes (fixed size, fixed fovy): built once, restamped per frame.
         self.cameras = {
             name: (self.create_publisher(Image, f'cameras/{name}/image_raw', IMAGE_QOS),
                    self.create_publisher(CameraInfo, f'cameras/{name}/camera_info', CAMERA_INFO_QOS),
-                   camera_info(self.sim.intrinsics(name, *self.cam_size), f'{name}_optical_frame'))
+                   camera_info(self.sim.intrinsics(name, *self.cam_size), frame(f'{name}_optical_frame')))
             for name in cameras}
+        if self.robot_state:
+            self.robot_state.add_static_frames(self._camera_frames(cameras))
 
         self.create_service(ResetSim, '~/reset', self._on_reset)
         self.create_service(StepSim, '~/step', self._on_step)
@@ -129,6 +140,8 @@ class SimNode(Node):
         self.failed = False
         self._measured_rtf = 0.0
         self._publish_latency: deque[float] = deque(maxlen=1000)  # s, step -> joint_states out
+        self._tf_cost: deque[float] = deque(maxlen=1000)          # s per /tf message built and sent
+        self._tf_wall = 0.0                                       # perf_counter of the last /tf
         watch(self, p, self._on_parameters)
         self._thread = threading.Thread(target=self._physics_loop, name='physics', daemon=True)
         self._thread.start()
@@ -136,6 +149,72 @@ class SimNode(Node):
             f'{robot.name} on task {self.sim.task.name!r} (seed {self.sim.seed}), '
             f'cameras {list(self.cameras)}, real_time_factor {self.rtf:g}'
             + (', paused' if self._paused else ''))
+
+    # --- TF: the robot from its URDF at MuJoCo's joint positions, the scene from MuJoCo ---
+
+    def _robot_state(self, robot) -> RobotStatePublisher | None:
+        if robot.urdf_path is None:
+            self.get_logger().warning(f'{robot.name} has no URDF: no robot_description and no TF')
+            return None
+        state = RobotStatePublisher(self, robot, self.p.frame_prefix)
+        kinematics = state.kinematics
+        # A URDF link is the MJCF body of the same name, with or without "_link".
+        self._body_link = {link.removesuffix('_link'): link for link in kinematics.links}
+        self._body_link.update({link: link for link in kinematics.links})
+        root_body = next(b for b, link in self._body_link.items()
+                         if link == kinematics.root and b in self._body_names())
+        self._world_root = self.sim.body_pose(root_body)
+        state.add_static_frames([('world', state.frame(kinematics.root), self._world_root)])
+        self._publish_object_markers()
+        return state
+
+    def _publish_object_markers(self) -> None:
+        """The task's objects for RViz: one marker each, locked to the object's TF frame,
+        so one latched message follows them as they move. Again after a reset."""
+        shapes = {'box': Marker.CUBE, 'sphere': Marker.SPHERE, 'cylinder': Marker.CYLINDER}
+        markers = MarkerArray(markers=[Marker(action=Marker.DELETEALL)])
+        for i, spec in enumerate(self.sim.task.objects):
+            marker = Marker(ns='objects', id=i, type=shapes[spec.shape], action=Marker.ADD,
+                            frame_locked=True)
+            marker.header.frame_id = spec.name
+            marker.pose.orientation.w = 1.0
+            size = spec.size
+            # MuJoCo sizes are half extents (box), a radius (sphere), radius and half length (cylinder).
+            full = {'box': (2 * size[0], 2 * size[1], 2 * size[2]), 'sphere': (2 * size[0],) * 3,
+                    'cylinder': (2 * size[0], 2 * size[0], 2 * size[1])}[spec.shape]
+            marker.scale.x, marker.scale.y, marker.scale.z = (float(v) for v in full)
+            marker.color.r, marker.color.g, marker.color.b, marker.color.a = (float(v) for v in spec.rgba)
+            markers.markers.append(marker)
+        self.marker_pub.publish(markers)
+
+    def _body_names(self) -> set[str]:
+        return {self.sim.model.body(i).name for i in range(self.sim.model.nbody)}
+
+    def _camera_frames(self, cameras) -> list:
+        """Each camera's optical frame, fixed to the world or to the URDF link of its body."""
+        state, frames = self.robot_state, []
+        links = state.kinematics.link_poses(dict(zip(self.sim.joint_names, self.sim.joint_positions())))
+        for name in cameras:
+            body, body_camera = self.sim.camera_pose(name)
+            optical = body_camera @ OPTICAL_FROM_GL
+            child = state.frame(f'{name}_optical_frame')
+            if body == 'world':
+                frames.append(('world', child, optical))
+            elif body in self._body_link:
+                link = self._body_link[body]
+                world_link = self._world_root @ links[link]
+                frames.append((state.frame(link), child,
+                               np.linalg.inv(world_link) @ self.sim.body_pose(body) @ optical))
+            else:
+                self.get_logger().warning(f'camera {name}: body {body!r} has no URDF link; no TF frame')
+        return frames
+
+    def _publish_tf(self, stamp: Time, position: np.ndarray) -> None:
+        start = time.perf_counter()
+        objects = [('world', name, self.sim.body_pose(body))
+                   for name, body in self.sim.scene.object_bodies.items()]
+        if self.robot_state.publish(stamp, dict(zip(self.sim.joint_names, position)), objects):
+            self._tf_cost.append(time.perf_counter() - start)
 
     @staticmethod
     def _periods_from(p: SimParameters) -> dict[str, float]:
@@ -193,6 +272,8 @@ class SimNode(Node):
                     self.sim.reset(task, seed)
                     self.follower.hold(self.sim.targets())
                 self._schedule_from(self.sim.time)
+                if self.robot_state:
+                    self._publish_object_markers()     # a new task may bring other objects
                 self._sync_wall()
             else:
                 for _ in range(request.args[0]):
@@ -241,6 +322,9 @@ class SimNode(Node):
                 effort = self.sim.joint_efforts()
             self.joint_pub.publish(joint_state_msg(self.sim.joint_names, stamp, position, velocity, effort))
             self._publish_latency.append(time.perf_counter() - stepped)
+            if self.robot_state and stepped - self._tf_wall >= 1.0 / self.p.tf_rate:
+                self._tf_wall = stepped
+                self._publish_tf(stamp, position)
         if 'status' in due:
             self._publish_status(stamp)
         if 'camera' in due:
@@ -293,11 +377,14 @@ class SimNode(Node):
         self._next_event = t
 
     def _latency_values(self) -> list[tuple[str, str]]:
-        samples = sorted(self._publish_latency)
-        if not samples:
-            return []
-        return [('joint_states_publish_latency_p50_ms', f'{1e3 * samples[len(samples) // 2]:.3f}'),
-                ('joint_states_publish_latency_p99_ms', f'{1e3 * samples[int(len(samples) * 0.99)]:.3f}')]
+        values = []
+        for name, samples in (('joint_states_publish_latency', self._publish_latency),
+                              ('tf_publish', self._tf_cost)):
+            samples = sorted(samples)
+            if samples:
+                values += [(f'{name}_p50_ms', f'{1e3 * samples[len(samples) // 2]:.3f}'),
+                           (f'{name}_p99_ms', f'{1e3 * samples[int(len(samples) * 0.99)]:.3f}')]
+        return values
 
     def _physics_loop(self) -> None:
         self._schedule_from(self.sim.time)

@@ -164,6 +164,25 @@ class Simulation:
     def camera_names(self) -> tuple[str, ...]:
         return tuple(self.scene.camera_ids)
 
+    def body_pose(self, body: str | int) -> np.ndarray:
+        """4x4 pose of a body (name or id) in the world frame."""
+        pose = np.eye(4)
+        b = self.model.body(body).id
+        pose[:3, :3] = self.data.xmat[b].reshape(3, 3)
+        pose[:3, 3] = self.data.xpos[b]
+        return pose
+
+    def camera_pose(self, camera: str) -> tuple[str, np.ndarray]:
+        """The body ``camera`` is fixed to, and the camera's 4x4 pose in that body's
+        frame (MuJoCo's convention: looking along -z, y up)."""
+        c = self.scene.camera_ids[camera]
+        rotation = np.zeros(9)
+        mujoco.mju_quat2Mat(rotation, self.model.cam_quat[c])
+        pose = np.eye(4)
+        pose[:3, :3] = rotation.reshape(3, 3)
+        pose[:3, 3] = self.model.cam_pos[c]
+        return self.model.body(self.model.cam_bodyid[c]).name, pose
+
     def intrinsics(self, camera: str, width: int, height: int) -> Pinhole:
         """MuJoCo cameras are ideal pinholes of vertical field of view ``fovy``."""
         fovy = float(self.model.cam_fovy[self.scene.camera_ids[camera]])

@@ -1,27 +1,32 @@
 """The sim node in its own process, checked through ROS only."""
 
 import math
+from pathlib import Path
 import re
 
+from ament_index_python.packages import get_package_share_directory
 from builtin_interfaces.msg import Duration
+from control_msgs.action import FollowJointTrajectory
 import numpy as np
 import pytest
+import yaml
 import rclpy
 from rclpy.action import ActionClient
 from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import SetBool
+from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
+from tf2_msgs.msg import TFMessage
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
-from rclpy.qos import QoSDurabilityPolicy, QoSProfile
 
 from robosandbox_cli.processes import NodeProcess
 from robosandbox_control.arm_interface import to_seconds
 from robosandbox_control import clients
 from robosandbox_control.clients import trajectory_msg
+from robosandbox_control.qos import LATCHED_QOS, TF_QOS
 from robosandbox_control.spinning import spin_for, spin_until, wait_future
 from robosandbox_description.robot import load_robot
-from control_msgs.action import FollowJointTrajectory
 from robosandbox_msgs.msg import TaskStatus
 from robosandbox_msgs.srv import ResetSim, StepSim
 
@@ -110,6 +115,65 @@ def test_camera_image_and_info(client):
     assert (info.k[2], info.k[5]) == (79.5, 59.5)     # (W-1)/2, (H-1)/2: pixel centres at integers
     pixels = np.frombuffer(image.data, np.uint8).reshape(120, 160, 3)
     assert pixels.std() > 5
+
+
+def _matrix(transform) -> np.ndarray:
+    t, q = transform.translation, transform.rotation
+    x, y, z, w = q.x, q.y, q.z, q.w
+    m = np.eye(4)
+    m[:3, :3] = [[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+                 [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+                 [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]]
+    m[:3, 3] = t.x, t.y, t.z
+    return m
+
+
+def test_tf_puts_the_cube_where_the_front_camera_sees_it(client):
+    """REP-103/105 end to end: world -> front_optical_frame (/tf_static) and
+    world -> cube (/tf), projected through camera_info, land on the red cube in
+    the image."""
+    statics, tfs = [], []
+    client.create_subscription(TFMessage, '/tf_static', statics.append, LATCHED_QOS)
+    client.create_subscription(TFMessage, '/tf', tfs.append, TF_QOS)
+    assert spin_until(client, lambda: statics and tfs and client.msgs['info'], 10.0)
+    static = {t.child_frame_id: t for t in statics[-1].transforms}
+    assert static['base_link'].header.frame_id == 'world'
+    assert static['front_optical_frame'].header.frame_id == 'world'
+    assert static['wrist_optical_frame'].header.frame_id == 'gripper_link'
+    cube = next(t for t in tfs[-1].transforms if t.child_frame_id == 'cube')
+    assert cube.header.frame_id == 'world'
+    camera = _matrix(static['front_optical_frame'].transform)
+    x, y, z = (np.linalg.inv(camera) @ _matrix(cube.transform)[:, 3])[:3]
+    assert z > 0.05                                   # in front of the camera: +z looks out
+    k = client.msgs['info'][-1].k
+    u, v = k[0] * x / z + k[2], k[4] * y / z + k[5]
+    assert 0 <= u < 160 and 0 <= v < 120, (u, v)
+    pixels = np.frombuffer(client.msgs['image'][-1].data, np.uint8).reshape(120, 160, 3).astype(int)
+    r, g, b = pixels[round(v), round(u)]
+    assert r > 100 and r > 2 * g and r > 2 * b, (u, v, (r, g, b))
+
+
+def test_the_rviz_config_shows_topics_the_sim_publishes(client):
+    """Every display of the shipped RViz config finds its topic, with a QoS that matches."""
+    config = yaml.safe_load((Path(get_package_share_directory('robosandbox_bringup'))
+                             / 'config' / 'robosandbox.rviz').read_text())
+    displays = config['Visualization Manager']['Displays']
+    assert config['Visualization Manager']['Global Options']['Fixed Frame'] == 'world'
+    topics = {d['Name']: d.get('Topic', d.get('Description Topic')) for d in displays}
+    assert spin_until(client, lambda: all(
+        client.get_publishers_info_by_topic('/' + t['Value']) for t in topics.values() if t), 10.0)
+    for name, topic in topics.items():
+        if not topic:
+            continue
+        (publisher,) = client.get_publishers_info_by_topic('/' + topic['Value'])
+        # A transient-local reader needs a transient-local writer; a reliable one a reliable writer.
+        if topic['Durability Policy'] == 'Transient Local':
+            assert publisher.qos_profile.durability == QoSDurabilityPolicy.TRANSIENT_LOCAL, name
+        if topic['Reliability Policy'] == 'Reliable':
+            assert publisher.qos_profile.reliability == QoSReliabilityPolicy.RELIABLE, name
+    kinds = {d['Class'] for d in displays}
+    assert {'rviz_default_plugins/RobotModel', 'rviz_default_plugins/TF',
+            'rviz_default_plugins/MarkerArray', 'rviz_default_plugins/Image'} <= kinds
 
 
 def test_action_reaches_the_commanded_pose(client):
