@@ -7,18 +7,17 @@ package_name = 'robosandbox_bringup'
 setup(
     name=package_name,
     version='0.1.0',
-    packages=[],  # launch descriptions and configuration only
+    packages=[],  # launch files (the bringups) and configuration only
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
-        ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
-        ('share/' + package_name + '/bringups', glob('bringups/*.yaml')),
+        ('share/' + package_name + '/launch', glob('launch/*.launch.yaml')),
         ('share/' + package_name + '/config', glob('config/*.yaml') + glob('config/*.xml') + glob('config/*.rviz')),
     ],
     install_requires=['setuptools'],
     zip_safe=False,
     maintainer='robosandbox maintainers',
     maintainer_email='maintainers@robosandbox.dev',
-    description='Launch descriptions, bringups and configurations of robosandbox.',
+    description='Bringups (launch files) and configurations of robosandbox.',
     license='Apache-2.0',
 )

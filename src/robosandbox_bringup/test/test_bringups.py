@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from robosandbox_cli.bringup import available_bringups, BringupError, load_bringup
+from robosandbox_cli.bringup import available_bringups, BringupError, load_bringup, substitute
 
 pytestmark = pytest.mark.nodes     # starts ROS node processes: not in `make test-fast`
 
@@ -19,15 +19,23 @@ SOURCE = Path(__file__).resolve().parents[1]
 ROBOSANDBOX = [sys.executable, '-m', 'robosandbox_cli.main']
 
 
-def test_every_bringup_has_a_launch_file_and_back():
-    bringups = {p.stem for p in (SOURCE / 'bringups').glob('*.yaml')}
-    launch_files = {p.name.removesuffix('.launch.py') for p in (SOURCE / 'launch').glob('*.launch.py')}
-    assert bringups == launch_files
-    for name in bringups:
-        text = (SOURCE / 'launch' / f'{name}.launch.py').read_text()
-        assert f"load_bringup('{name}')" in text
-    # And the installed share holds the same set.
-    assert set(available_bringups()) == bringups
+def test_every_launch_file_is_a_bringup_installed():
+    sources = {p.name.removesuffix('.launch.yaml') for p in (SOURCE / 'launch').glob('*.launch.yaml')}
+    assert set(available_bringups()) == sources
+    assert not list((SOURCE / 'launch').glob('*.launch.py'))      # one description per bringup
+
+
+@pytest.mark.parametrize('name', sorted(p.name.removesuffix('.launch.yaml')
+                                        for p in (SOURCE / 'launch').glob('*.launch.yaml')))
+def test_every_bringup_takes_a_namespace_and_requires_its_nodes(name):
+    bringup = load_bringup(name)
+    assert 'namespace' in {a.name for a in bringup.arguments}
+    for node, args in bringup.commands({'namespace': 'arm1'}):
+        assert '__ns:=/arm1' in args, (node.name, args)
+    for node, args in bringup.commands({}):
+        assert not any(a.startswith('__ns:=') for a in args)     # root by default
+        if name.startswith('sim'):                              # one clock: sim time everywhere
+            assert 'use_sim_time:=true' in args, (node.name, args)
 
 
 def test_commands_substitute_arguments_and_keep_yaml_typing():
@@ -36,8 +44,18 @@ def test_commands_substitute_arguments_and_keep_yaml_typing():
     assert node.name == 'sim' and node.executable == 'sim_node'
     assert args[:3] == ['--ros-args', '-r', '__node:=sim']
     assert '-p' in args and 'task:=push_cube' in args and 'seed:=4' in args
-    params_file = Path(args[args.index('--params-file') + 1])
+    params_file = Path(args[args.index('--params-file') + 1])          # $(find-pkg-share ...)
     assert params_file.is_file() and params_file.parent.name == 'config'
+
+
+def test_substitutions_nest_as_the_launch_frontend_does(monkeypatch):
+    monkeypatch.delenv('ROBOSANDBOX_TEST_UNSET', raising=False)
+    values = {'x': 'front'}
+    assert substitute("$(env ROBOSANDBOX_TEST_UNSET '$(var x)/b')", values) == 'front/b'
+    monkeypatch.setenv('ROBOSANDBOX_TEST_SET', 'mine')
+    assert substitute('$(env ROBOSANDBOX_TEST_SET $(var x))', values) == 'mine'
+    with pytest.raises(BringupError, match='not supported by robosandbox launch'):
+        substitute('$(command ls)', values)
 
 
 def test_an_empty_argument_passes_as_an_empty_value():
@@ -62,11 +80,13 @@ def test_an_empty_argument_passes_as_an_empty_value():
 
 
 def test_print_gives_valid_shell_commands():
-    out = subprocess.run(ROBOSANDBOX + ['launch', 'sim_policy', '--print'], capture_output=True, text=True,
-                         check=True).stdout
+    # Options and launch arguments in any order, as users type them.
+    out = subprocess.run(ROBOSANDBOX + ['launch', 'sim_policy', '--print', 'episodes:=7'], capture_output=True,
+                         text=True, check=True).stdout
     assert subprocess.run(['bash', '-n', '-c', out]).returncode == 0, out
-    commands = [line for line in out.splitlines() if not line.startswith('#')]
-    expected = [args for _, args in load_bringup('sim_policy').commands({})]
+    assert 'export FASTDDS_DEFAULT_PROFILES_FILE=' in out
+    commands = [line for line in out.splitlines() if not line.startswith(('#', 'export '))]
+    expected = [args for _, args in load_bringup('sim_policy').commands({'episodes': '7'})]
     assert len(commands) == len(expected) == 3
     for line, args in zip(commands, expected):
         argv = shlex.split(line)
@@ -80,11 +100,34 @@ def test_unknown_arguments_and_bringups_are_errors():
         load_bringup('no_such_bringup')
 
 
-def test_launch_file_builds_with_the_real_launch_api():
+@pytest.mark.parametrize('name', sorted(p.name.removesuffix('.launch.yaml')
+                                        for p in (SOURCE / 'launch').glob('*.launch.yaml')))
+def test_the_real_launch_api_reads_the_same_nodes_as_robosandbox_launch(name):
+    """Where launch_ros is installed: each launch file through launch's own frontend
+    parser and launch_ros's Node, compared with ``robosandbox launch --print``."""
     pytest.importorskip('launch_ros', reason='launch_ros is not installable from PyPI; '
                         'runs on a ROS 2 install')
-    description = load_bringup('sim').launch_description()
-    assert description.entities
+    from launch import LaunchContext, LaunchDescription
+    from launch.frontend import Parser
+    from launch_ros.actions import Node
+
+    path = SOURCE / 'launch' / f'{name}.launch.yaml'
+    root, parser = Parser.load(str(path))
+    description = parser.parse_description(root)
+    context = LaunchContext()
+    nodes = []
+    for entity in description.entities:
+        if isinstance(entity, Node):
+            entity._perform_substitutions(context)
+            nodes.append(entity)
+        elif not isinstance(entity, LaunchDescription):
+            entity.visit(context)              # arg, set_env: into the context
+    ours = load_bringup(name).commands({})
+    assert [(n.node_package, n.node_executable, n.node_name.split('/')[-1]) for n in nodes] == \
+        [(d.package, d.executable, d.name) for d, _ in ours]
+    for node, (_, args) in zip(nodes, ours):
+        remaps = [f'{s}:={d}' for s, d in (node.expanded_remapping_rules or [])]
+        assert all(r in args for r in remaps), (remaps, args)
 
 
 def start(*args):

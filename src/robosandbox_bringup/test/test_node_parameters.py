@@ -130,7 +130,9 @@ def test_recorder_parameters(ros, tmp_path):
     try:
         params = _node(ros, process, 'recorder')
         _check_common(params, 'runs_dir', '/elsewhere', 'flush_period', 0.5)
-        assert params.dump()['topics'] == ['joint_states', 'joint_trajectory', 'task_status', '/clock']
+        # An array parameter comes back as the array it was declared.
+        assert params.dump()['topics'] == ['joint_states', 'joint_trajectory', 'policy/action',
+                                           'task_status', '/clock']
         assert process.interrupt() == 0
     finally:
         process.close()

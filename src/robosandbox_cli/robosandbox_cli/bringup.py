@@ -1,15 +1,22 @@
-"""Bringup descriptions: one node graph, two ways to run it.
+"""Bringups: the launch files of ``robosandbox_bringup``, run where ``ros2 launch`` is not.
 
-A bringup is a YAML file in ``share/robosandbox_bringup/bringups/``: its launch
-arguments and its nodes (package, executable, name, parameter files, inline
-parameters, remappings). Values may use the launch frontend's ``$(var name)``.
+A bringup is a launch file in the YAML frontend,
+``share/robosandbox_bringup/launch/<name>.launch.yaml``: ``ros2 launch`` runs it
+and ``<include>`` takes it as it is. Where the launch stack is not installed
+(the venv), ``robosandbox launch`` reads the same file: :func:`load_bringup`
+interprets the part of the frontend our bringups use and refuses anything else
+by name, so the two can never drift apart:
 
-* :meth:`Bringup.launch_description` turns it into launch / launch_ros actions
-  for ``ros2 launch`` on a ROS install;
-* :meth:`Bringup.commands` turns it into ``--ros-args`` command lines that
-  ``robosandbox launch`` runs as processes where the launch stack is missing.
+* ``arg`` (name, default, description);
+* ``set_env`` (name, value);
+* ``node`` (pkg, exec, name, namespace, output, on_exit: shutdown, ``param``
+  entries with name/value or ``from`` a file, ``remap`` entries with from/to);
+* substitutions ``$(var name)``, ``$(find-pkg-share package)`` and
+  ``$(env NAME [default])``, nested as the frontend allows.
 
-Every node is required: when one exits, the bringup shuts down.
+:meth:`Bringup.commands` turns the nodes into ``--ros-args`` command lines.
+Every node is required (``on_exit: shutdown``): when one exits, the bringup
+shuts down.
 """
 
 from __future__ import annotations
@@ -17,13 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 import os
 from pathlib import Path
-import re
 
 import yaml
 
-from robosandbox_cli.environment import BRINGUP_PACKAGE, fastdds_profile, FASTDDS_PROFILE_VARIABLE
-
-_VAR = re.compile(r'\$\(var ([A-Za-z_][A-Za-z0-9_]*)\)')
+from robosandbox_cli.environment import BRINGUP_PACKAGE
 
 
 class BringupError(ValueError):
@@ -42,21 +46,87 @@ class NodeDescription:
     package: str
     executable: str
     name: str
-    namespace: str = ''
-    parameter_files: tuple[str, ...] = ()        # relative to the bringup package share
-    parameters: tuple[tuple[str, str], ...] = ()  # values may hold $(var ...)
+    namespace: str = ''                           # values here may hold substitutions
+    parameter_files: tuple[str, ...] = ()
+    parameters: tuple[tuple[str, str], ...] = ()  # name, YAML text of the value
     remappings: tuple[tuple[str, str], ...] = ()
 
+
+# --- substitutions ------------------------------------------------------------------
+
+def _split(text: str, start: int) -> tuple[list[str], int]:
+    """The words of the substitution opened at ``text[start]`` (``$(``) and the index
+    after its closing parenthesis; nested ``$(...)`` stay inside their word."""
+    words, word, depth, i = [], '', 0, start + 2
+    while i < len(text):
+        c = text[i]
+        if text.startswith('$(', i):
+            depth += 1
+            word += '$('
+            i += 2
+            continue
+        if c == ')' and depth == 0:
+            if word:
+                words.append(word)
+            return words, i + 1
+        if c == ')':
+            depth -= 1
+        if c in ' \t' and depth == 0:
+            if word:
+                words.append(word)
+            word = ''
+        else:
+            word += c
+        i += 1
+    raise BringupError(f'unclosed substitution in {text!r}')
+
+
+def substitute(text: str, values: dict[str, str]) -> str:
+    """``text`` with its substitutions performed (see the module docstring)."""
+    out, i = '', 0
+    while (start := text.find('$(', i)) >= 0:
+        out += text[i:start]
+        words, i = _split(text, start)
+        words = [substitute(w.strip("'\""), values) for w in words]
+        kind, args = (words[0], words[1:]) if words else ('', [])
+        if kind == 'var' and len(args) == 1:
+            if args[0] not in values:
+                raise BringupError(f'$(var {args[0]}): no such launch argument')
+            out += values[args[0]]
+        elif kind == 'find-pkg-share' and len(args) == 1:
+            out += str(package_share(args[0]))
+        elif kind == 'env' and len(args) in (1, 2):
+            value = os.environ.get(args[0], args[1] if len(args) == 2 else None)
+            if value is None:
+                raise BringupError(f'$(env {args[0]}): not set and no default')
+            out += value
+        else:
+            raise BringupError(f'$({" ".join(words)}) is not supported by robosandbox launch '
+                               '(var, find-pkg-share, env are); run this file with ros2 launch')
+    return out + text[i:]
+
+
+def package_share(package: str) -> Path:
+    from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
+    try:
+        return Path(get_package_share_directory(package))
+    except (PackageNotFoundError, KeyError, ValueError):
+        raise BringupError(
+            f'{package} is not in the ament index '
+            f'(AMENT_PREFIX_PATH={os.environ.get("AMENT_PREFIX_PATH", "")!r}); '
+            'source install/setup.bash or .venv/bin/activate') from None
+
+
+# --- a bringup ----------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Bringup:
     name: str
     description: str
     arguments: tuple[Argument, ...]
+    environment: tuple[tuple[str, str], ...]
     nodes: tuple[NodeDescription, ...]
-    share: Path
-
-    # --- argument values ------------------------------------------------------
+    path: Path
 
     def resolve_arguments(self, given: dict[str, str]) -> dict[str, str]:
         declared = {a.name for a in self.arguments}
@@ -67,11 +137,10 @@ class Bringup:
                 f'it takes {sorted(declared)}')
         return {a.name: given.get(a.name, a.default) for a in self.arguments}
 
-    @staticmethod
-    def substitute(text: str, values: dict[str, str]) -> str:
-        return _VAR.sub(lambda m: values[m.group(1)], text)
-
-    # --- robosandbox launch: plain command lines ----------------------------------
+    def environment_variables(self, given: dict[str, str]) -> dict[str, str]:
+        """What the bringup's ``set_env`` entries set."""
+        values = self.resolve_arguments(given)
+        return {name: substitute(value, values) for name, value in self.environment}
 
     def commands(self, given: dict[str, str]) -> list[tuple[NodeDescription, list[str]]]:
         """``--ros-args`` for each node, with the arguments substituted."""
@@ -79,117 +148,91 @@ class Bringup:
         out = []
         for node in self.nodes:
             args = ['--ros-args', '-r', f'__node:={node.name}']
-            if node.namespace:
-                args += ['-r', f'__ns:={self.substitute(node.namespace, values)}']
+            namespace = substitute(node.namespace, values).strip('/')
+            if namespace:
+                args += ['-r', f'__ns:=/{namespace}']
             for path in node.parameter_files:
-                args += ['--params-file', str(self.share / self.substitute(path, values))]
+                args += ['--params-file', substitute(path, values)]
             for key, value in node.parameters:
                 # rcl reads -p values as YAML and refuses a bare 'name:=': '' is the empty string.
-                args += ['-p', f"{key}:={self.substitute(value, values) or "''"}"]
+                args += ['-p', f"{key}:={substitute(value, values) or "''"}"]
             for src, dst in node.remappings:
-                args += ['-r', f'{self.substitute(src, values)}:={self.substitute(dst, values)}']
+                args += ['-r', f'{substitute(src, values)}:={substitute(dst, values)}']
             out.append((node, args))
         return out
 
-    # --- ros2 launch: launch / launch_ros actions --------------------------------
 
-    def launch_description(self):
-        from launch import LaunchDescription
-        from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable, Shutdown
-        from launch.substitutions import LaunchConfiguration
-        from launch_ros.actions import Node
-
-        def subs(text: str):
-            parts, last = [], 0
-            for m in _VAR.finditer(text):
-                if m.start() > last:
-                    parts.append(text[last:m.start()])
-                parts.append(LaunchConfiguration(m.group(1)))
-                last = m.end()
-            if last < len(text):
-                parts.append(text[last:])
-            return parts if len(parts) != 1 else parts[0]
-
-        actions = [DeclareLaunchArgument(a.name, default_value=a.default, description=a.description)
-                   for a in self.arguments]
-        profile = fastdds_profile(self.share, os.environ)
-        if profile:
-            actions.append(SetEnvironmentVariable(FASTDDS_PROFILE_VARIABLE, profile))
-        for node in self.nodes:
-            parameters = [str(self.share / p) for p in node.parameter_files]
-            if node.parameters:
-                parameters.append({key: subs(value) for key, value in node.parameters})
-            actions.append(Node(
-                package=node.package, executable=node.executable, name=node.name,
-                namespace=subs(node.namespace) if node.namespace else None,
-                parameters=parameters,
-                remappings=[(subs(s), subs(d)) for s, d in node.remappings],
-                output='screen', emulate_tty=True,
-                on_exit=Shutdown(reason=f'{node.name} exited')))
-        return LaunchDescription(actions)
+def launch_directory() -> Path:
+    return package_share(BRINGUP_PACKAGE) / 'launch'
 
 
-def share_directory() -> Path:
-    from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
+def available_bringups(directory: Path | None = None) -> list[str]:
+    directory = directory or launch_directory()
+    return sorted(p.name.removesuffix('.launch.yaml') for p in directory.glob('*.launch.yaml'))
+
+
+def _text(value) -> str:
+    """A YAML scalar as the text ``-p name:=text`` gives rcl, so typing matches."""
+    if isinstance(value, str):
+        return value
+    text = yaml.safe_dump(value, default_flow_style=True).strip()
+    return text.removesuffix('\n...')
+
+
+def _node(entry: dict, where: str) -> NodeDescription:
+    known = {'pkg', 'exec', 'name', 'namespace', 'output', 'on_exit', 'param', 'remap'}
+    if unknown := set(entry) - known:
+        raise BringupError(f'{where}: node attribute(s) {sorted(unknown)} are not supported by '
+                           'robosandbox launch; run this file with ros2 launch')
+    if entry.get('on_exit') != 'shutdown':
+        raise BringupError(f'{where}: every node of a bringup is required (on_exit: shutdown)')
+    files, parameters = [], []
+    for param in entry.get('param') or []:
+        if 'from' in param:
+            files.append(str(param['from']))
+        elif {'name', 'value'} <= set(param):
+            parameters.append((str(param['name']), _text(param['value'])))
+        else:
+            raise BringupError(f'{where}: a param needs name and value, or from')
     try:
-        return Path(get_package_share_directory(BRINGUP_PACKAGE))
-    except (PackageNotFoundError, KeyError, ValueError):
-        raise BringupError(
-            f'{BRINGUP_PACKAGE} is not in the ament index '
-            f'(AMENT_PREFIX_PATH={os.environ.get("AMENT_PREFIX_PATH", "")!r}); '
-            'source install/setup.bash or .venv/bin/activate') from None
+        return NodeDescription(
+            package=entry['pkg'], executable=entry['exec'], name=entry['name'],
+            namespace=str(entry.get('namespace', '')), parameter_files=tuple(files),
+            parameters=tuple(parameters),
+            remappings=tuple((str(r['from']), str(r['to'])) for r in entry.get('remap') or []))
+    except (KeyError, TypeError) as e:
+        raise BringupError(f'{where}: malformed node ({e})') from None
 
 
-def available_bringups(share: Path | None = None) -> list[str]:
-    share = share or share_directory()
-    return sorted(p.stem for p in (share / 'bringups').glob('*.yaml'))
-
-
-def _pairs(mapping, where: str) -> tuple[tuple[str, str], ...]:
-    if not isinstance(mapping, dict):
-        raise BringupError(f'{where}: expected a mapping')
-    out = []
-    for key, value in mapping.items():
-        # Keep YAML scalars as their YAML text so typing matches -p name:=value.
-        text = value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True).strip()
-        if text.endswith('\n...'):
-            text = text[:-4]
-        out.append((str(key), text))
-    return tuple(out)
-
-
-def load_bringup(name: str, share: Path | None = None) -> Bringup:
-    share = share or share_directory()
-    path = share / 'bringups' / f'{name}.yaml'
+def load_bringup(name: str, directory: Path | None = None) -> Bringup:
+    directory = directory or launch_directory()
+    path = directory / f'{name}.launch.yaml'
     if not path.is_file():
-        raise BringupError(f'unknown bringup {name!r}; available: {available_bringups(share)}')
-    data = yaml.safe_load(path.read_text()) or {}
-    arguments = tuple(
-        Argument(n, str(a.get('default', '')), str(a.get('description', '')))
-        for n, a in (data.get('arguments') or {}).items())
-    declared = {a.name for a in arguments}
-    nodes = []
-    for i, entry in enumerate(data.get('nodes') or []):
-        where = f'{path}: nodes[{i}]'
-        try:
-            files, inline = [], []
-            for p in entry.get('parameters') or []:
-                if isinstance(p, str):
-                    files.append(p)
-                else:
-                    inline.extend(_pairs(p, where))
-            node = NodeDescription(
-                package=entry['package'], executable=entry['executable'], name=entry['name'],
-                namespace=str(entry.get('namespace', '')),
-                parameter_files=tuple(files), parameters=tuple(inline),
-                remappings=_pairs(entry.get('remappings') or {}, where))
-        except (KeyError, TypeError, AttributeError) as e:
-            raise BringupError(f'{where}: malformed node entry ({e})') from None
-        used = set(_VAR.findall(yaml.safe_dump(entry)))
-        if used - declared:
-            raise BringupError(f'{where}: uses undeclared argument(s) {sorted(used - declared)}')
-        nodes.append(node)
+        raise BringupError(f'unknown bringup {name!r}; available: {available_bringups(directory)}')
+    text = path.read_text()
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data.get('launch'), list):
+        raise BringupError(f'{path}: not a launch file (a top-level "launch" list)')
+    arguments, environment, nodes = [], [], []
+    for i, item in enumerate(data['launch']):
+        where = f'{path}: launch[{i}]'
+        (kind, entry), = item.items()
+        if kind == 'arg':
+            arguments.append(Argument(str(entry['name']), _text(entry.get('default', '')),
+                                      str(entry.get('description', ''))))
+        elif kind == 'set_env':
+            environment.append((str(entry['name']), _text(entry['value'])))
+        elif kind == 'node':
+            nodes.append(_node(entry, where))
+        else:
+            raise BringupError(f'{where}: {kind!r} is not supported by robosandbox launch; '
+                               'run this file with ros2 launch')
     if not nodes:
         raise BringupError(f'{path}: no nodes')
-    return Bringup(name=name, description=str(data.get('description', '')),
-                   arguments=arguments, nodes=tuple(nodes), share=share)
+    # The first comment block is the bringup's description, for --show-args.
+    description = next((line.lstrip('# ').strip() for line in text.splitlines()
+                        if line.startswith('#')), '')
+    bringup = Bringup(name, description, tuple(arguments), tuple(environment), tuple(nodes), path)
+    # Every $(var) must name a declared argument: check with each at its default.
+    bringup.commands({})
+    return bringup

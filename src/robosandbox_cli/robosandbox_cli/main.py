@@ -1,6 +1,6 @@
 """The ``robosandbox`` command.
 
-    robosandbox launch <bringup> [name:=value ...]   # like ros2 launch robosandbox_bringup <bringup>.launch.py
+    robosandbox launch <bringup> [name:=value ...]   # ros2 launch robosandbox_bringup <bringup>.launch.yaml
     robosandbox run <package> <executable> [args]    # like ros2 run
 
 Other packages add subcommands through the ``robosandbox.commands`` entry
@@ -38,14 +38,19 @@ def cmd_launch(args: argparse.Namespace) -> int:
         for a in bringup.arguments:
             print(f"  {a.name}:={a.default!r}  {a.description}")
         return 0
+    given = _launch_arguments(args.arguments)
     commands = []
-    for node, ros_args in bringup.commands(_launch_arguments(args.arguments)):
+    for node, ros_args in bringup.commands(given):
         commands.append((node.name, resolve_executable(node.package, node.executable) + ros_args))
+    environment_variables = bringup.environment_variables(given)
     if args.print:
         # One shell command per node, each run in its own terminal (or with & ... wait).
+        exports = [f'export {name}={shlex.quote(value)}' for name, value in environment_variables.items()]
+        print('\n'.join(exports))
         for name, argv in commands:
             print(f'# {name}\n{shlex.join(argv)}')
         return 0
+    os.environ.update(environment_variables)
     return run_group(commands, duration=args.duration)
 
 
@@ -83,7 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     # Works from .venv/bin/robosandbox without activating the venv.
     os.environ.update(environment.ros_environment())
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Launch arguments may come after options too (`launch sim --print task:=x`): argparse
+    # would stop the name:=value list at the first option.
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == 'launch' and all(':=' in e for e in extra):
+        args.arguments += extra
+    elif extra:
+        parser.error(f'unrecognized arguments: {" ".join(extra)}')
     try:
         return args.func(args)
     except (BringupError, ExecutableNotFound) as e:

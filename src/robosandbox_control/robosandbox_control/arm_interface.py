@@ -456,7 +456,7 @@ class ArmCommandInterface:
 
     def _publish_feedback(self, goal: _Goal, desired, actual, now: float) -> None:
         feedback = FollowJointTrajectory.Feedback(joint_names=goal.names)
-        feedback.header.stamp = self._node.get_clock().now().to_msg()
+        feedback.header.stamp = time_msg(now)        # the backend's one clock
         feedback.desired = JointTrajectoryPoint(positions=desired.tolist())
         feedback.actual = JointTrajectoryPoint(positions=actual.tolist())
         feedback.error = JointTrajectoryPoint(positions=(desired - actual).tolist())

@@ -31,7 +31,7 @@ class RecorderParameters:
     """Parameters of ``recorder``: what to record is fixed at start; flushing and discovery are live."""
 
     runs_dir: str = parameter('runs', 'Directory that receives one bag directory per episode.', read_only=True)
-    topics: list = parameter(['joint_states', 'joint_trajectory', 'task_status', '/clock'],
+    topics: list = parameter(['joint_states', 'joint_trajectory', 'policy/action', 'task_status', '/clock'],
                              'Topics to record (relative names resolve in the node namespace).', read_only=True)
     camera_namespace: str = parameter('cameras', "Also record every topic under this namespace (images and "
                                                  "camera_info); '' = none.", read_only=True)

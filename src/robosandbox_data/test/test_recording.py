@@ -74,7 +74,7 @@ def test_recorded_bags_are_standard_rosbag2_read_by_rosbags_and_mcap(runs):
         # Plain YAML: no robosandbox code needed to read what the episode was.
         meta = yaml.safe_load((bag / 'metadata.yaml').read_text())
         custom = meta['rosbag2_bagfile_information']['custom_data']
-        for topic in ('/joint_states', '/joint_trajectory', '/task_status', '/clock',
+        for topic in ('/joint_states', '/joint_trajectory', '/policy/action', '/task_status', '/clock',
                       '/cameras/front/image_raw', '/cameras/front/camera_info',
                       '/cameras/wrist/image_raw'):
             assert counts.get(topic, 0) > 0, (topic, counts)
@@ -98,7 +98,7 @@ def test_recorded_bags_are_standard_rosbag2_read_by_rosbags_and_mcap(runs):
 def test_the_recorded_targets_are_stamped_with_the_observation_they_answer(runs):
     from robosandbox_data.episodes.scan import scan_episode
     scan = scan_episode(bags(runs)[0])
-    targets = scan.topics['/joint_trajectory'].stamps
+    targets = scan.topics['/policy/action'].stamps
     images = scan.topics['/cameras/front/image_raw'].stamps
     # The policy ticks on camera images, on a 30 Hz grid: each target carries
     # the tick's stamp, within half a period of the image it answers.

@@ -138,6 +138,9 @@ class PolicyNode(Node):
         self.act_times = deque(maxlen=2000)   # s spent in policy.act()
 
         self.cmd_pub = self.create_publisher(JointTrajectory, 'joint_trajectory', 10)
+        # Each target again, stamped with the observation it answers: what a recording
+        # pairs with that observation (the command itself starts now, stamp 0).
+        self.action_pub = self.create_publisher(JointState, '~/action', 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         topics = sorted(set(self.policy.image_topics.values()))
         self._trigger_topic = topics[0] if topics else None
@@ -316,9 +319,8 @@ class PolicyNode(Node):
 
     def _publish(self, action: np.ndarray, stamp: float) -> None:
         msg = JointTrajectory()
-        # The stamp of the observation the target answers: past, so the backend
-        # starts at once, and recorded episodes can pair targets with frames.
-        msg.header.stamp = Time(nanoseconds=round(stamp * 1e9)).to_msg()
+        # Stamp 0: start on arrival, whatever the inference took (a stamp in the past
+        # would make the backend skip, or refuse, what is already due).
         msg.joint_names = list(self.policy.joint_names)
         point = JointTrajectoryPoint()
         point.positions = action.tolist()
@@ -326,6 +328,9 @@ class PolicyNode(Node):
         point.time_from_start.nanosec = int(self.period * 1e9)
         msg.points = [point]
         self.cmd_pub.publish(msg)
+        record = JointState(name=msg.joint_names, position=point.positions)
+        record.header.stamp = Time(nanoseconds=round(stamp * 1e9)).to_msg()
+        self.action_pub.publish(record)
 
     def _update_success(self, run: _Run, stamp: float) -> None:
         status = self._status

@@ -130,7 +130,7 @@ def test_a_broken_policy_fails_at_configure_before_any_command(client, policy_no
 
 def test_a_broken_image_mapping_fails_at_configure(client, policy_node, act_checkpoint):
     process = policy_node(str(act_checkpoint), "image_topics:=['wrist=cameras/wrist/image_raw']")
-    assert spin_until(client, lambda: process.returncode is not None, 60.0)
+    assert spin_until(client, lambda: process.returncode is not None, 120.0)
     assert process.returncode == 1
     assert re.search(r"names 'wrist', which the policy does not take", process.output.text())
 

@@ -1,11 +1,12 @@
 """ROS 2 node around the simulation core.
 
 Physics runs in its own thread, paced to ``real_time_factor``; it publishes
-``/clock`` every step, ``joint_states``, the cameras that have subscribers and
-``task_status`` at their rates, and ``/diagnostics`` once a second. The
-executor thread only receives commands and service calls; requests that touch
-the simulation (reset, step) are handed to the physics thread, which owns the
-MuJoCo data and the render contexts.
+``/clock``, ``joint_states`` (with ``/tf``), camera_info and the images that
+have subscribers and ``task_status`` at their rates (Hz of sim time), and
+``/diagnostics`` once a second, all stamped with sim time. The executor thread
+only receives commands and service calls; requests that touch the simulation
+(reset, step) are handed to the physics thread, which owns the MuJoCo data and
+the render contexts.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from std_srvs.srv import SetBool
 from visualization_msgs.msg import Marker, MarkerArray
 
 from robosandbox_control.arm_interface import (
-    ArmCommandInterface, ArmParameters, joint_state_msg, split_seconds, time_msg)
+    ArmCommandInterface, ArmParameters, joint_state_msg, time_msg)
 from robosandbox_control.messages import camera_info, diagnostic_array, diagnostic_status, OK, WARN
 from robosandbox_control.parameters import declare, parameter, watch
 from robosandbox_control.qos import CAMERA_INFO_QOS, IMAGE_QOS, LATCHED_QOS
@@ -59,6 +60,9 @@ class SimParameters(ArmParameters):
                                         range=(0.0, 1000.0))
     joint_state_rate: float = parameter(100.0, 'joint_states publish rate, Hz of sim time.',
                                         range=(0.1, 1000.0))
+    clock_rate: float = parameter(100.0, '/clock publish rate, Hz of sim time (500 = every physics step). '
+                                         'Every use_sim_time node receives each one: Python nodes afford '
+                                         '100 Hz, not 500.', range=(1.0, 1000.0))
     task_status_rate: float = parameter(10.0, 'task_status publish rate, Hz of sim time.', range=(0.1, 1000.0))
     cameras: list = parameter(['all'], "Cameras to publish, or ['all']; each only while it has subscribers.",
                               read_only=True)
@@ -105,8 +109,6 @@ class SimNode(Node):
         # Reliable at 500 Hz: a depth of 10 would give a subscriber (the recorder)
         # only 20 ms of slack before samples are overwritten unacknowledged.
         self.clock_pub = self.create_publisher(Clock, '/clock', 100)
-        self._clock_msg = Clock()
-        self._clock_listeners = True
         # 1 s of history: a reliable reader (the recorder) that falls behind
         # for a moment gets the samples resent instead of losing them.
         self.joint_pub = self.create_publisher(JointState, 'joint_states', 100)
@@ -218,8 +220,8 @@ class SimNode(Node):
 
     @staticmethod
     def _periods_from(p: SimParameters) -> dict[str, float]:
-        return {'joints': 1.0 / p.joint_state_rate, 'status': 1.0 / p.task_status_rate,
-                'camera': 1.0 / p.camera_rate}
+        return {'clock': 1.0 / p.clock_rate, 'joints': 1.0 / p.joint_state_rate,
+                'status': 1.0 / p.task_status_rate, 'camera': 1.0 / p.camera_rate}
 
     def _on_parameters(self, names) -> str:
         # Plain attribute swaps: the physics thread reads each once per use.
@@ -289,33 +291,31 @@ class SimNode(Node):
     def _step_once(self, batch: bool = False) -> None:
         """Advance physics and publish what is due.
 
-        With ``batch``, steps up to the next publication in one mj_step call
-        when nobody listens to /clock and no trajectory is running: /clock then
-        has no reader to miss a step, and free-running gets ~2x faster.
+        With ``batch``, steps up to the next publication (/clock included) in one
+        mj_step call when no trajectory is running (one needs a target per step):
+        free-running gets ~2x faster.
         """
         with self.lock:
             t = self.sim.time
             if self.follower.active:
                 self.sim.set_targets(self.limits.clip(self.follower.sample(t)))
                 n = 1
-            elif batch and not self._clock_listeners:
+            elif batch:
                 n = max(1, math.ceil((self._next_event - t) / self.sim.timestep - 1e-6))
             else:
                 n = 1
             self.sim.step(n)
         stepped = time.perf_counter()
         t = self.sim.time
-        # Reuse one Clock message: building two messages per step costs more than the step.
-        self._clock_msg.clock.sec, self._clock_msg.clock.nanosec = split_seconds(t)
-        self.clock_pub.publish(self._clock_msg)
         if t < self._next_event:
             return
-        self._clock_listeners = self.clock_pub.get_subscription_count() > 0
         stamp = time_msg(t)
         due = [k for k, when in self._next.items() if t >= when - 1e-9]
         for k in due:
             # Next period; after a stall (reset, slow render) skip, don't burst.
             self._next[k] = max(self._next[k] + self._periods[k], t + 0.5 * self._periods[k])
+        if 'clock' in due:
+            self.clock_pub.publish(Clock(clock=stamp))
         if 'joints' in due:
             with self.lock:
                 position, velocity = self.sim.joint_positions(), self.sim.joint_velocities()
@@ -370,7 +370,7 @@ class SimNode(Node):
             ('task', self.sim.task.name), ('seed', self.sim.seed),
             ('refused_commands', self.commands.refused),
             *self._latency_values()))
-        self.diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), [status]))
+        self.diag_pub.publish(diagnostic_array(time_msg(self.sim.time), [status]))   # one clock: sim time
 
     def _schedule_from(self, t: float) -> None:
         self._next = dict.fromkeys(self._periods, t)

@@ -34,6 +34,8 @@ from robosandbox_data.episodes.scan import (
 
 STATE = 'observation.state'
 ACTION = 'action'
+# The policy node's record of each target, stamped with the observation it answers.
+POLICY_ACTION = '/policy/action'
 IMAGE_FEATURE = 'observation.images.{}'
 
 
@@ -53,7 +55,7 @@ class ExportOptions:
     dry_run: bool = False
     progress: bool = True
     state_topic: str = '/joint_states'
-    action_topic: str = '/joint_trajectory'
+    action_topic: str = ''           # '' = /policy/action if recorded, else /joint_trajectory
     cameras: tuple[str, ...] = ()    # image topics; () = every image topic of the bags
     encoder_threads: int | None = None
 
@@ -67,6 +69,7 @@ class EpisodePlan:
     image_shapes: dict[str, tuple[int, int, int]]
     times: np.ndarray                        # frame instants, s
     picks: dict[str, np.ndarray] = field(default_factory=dict)  # topic -> message index per frame
+    action_topic: str = POLICY_ACTION
 
     @property
     def frames(self) -> int:
@@ -88,16 +91,18 @@ def camera_name(topic: str) -> str:
 def plan_episode(scan: EpisodeScan, options: ExportOptions) -> EpisodePlan:
     name = scan.name
 
-    def require(topic: str, msgtype: str):
+    def require(topic: str, *msgtypes: str):
         t = scan.topics.get(topic)
         if t is None or t.count == 0:
             raise ExportError(f'episode {name}: no messages on {topic}')
-        if t.msgtype != msgtype:
-            raise ExportError(f'episode {name}: {topic} is {t.msgtype}, expected {msgtype}')
+        if t.msgtype not in msgtypes:
+            raise ExportError(f'episode {name}: {topic} is {t.msgtype}, expected {" or ".join(msgtypes)}')
         return t
 
     state = require(options.state_topic, JOINT_STATE)
-    action = require(options.action_topic, JOINT_TRAJECTORY)
+    action_topic = options.action_topic or (
+        POLICY_ACTION if POLICY_ACTION in scan.topics else '/joint_trajectory')
+    action = require(action_topic, JOINT_STATE, JOINT_TRAJECTORY)
     image_topics = options.cameras or tuple(t.topic for t in scan.of_type(IMAGE))
     cameras, shapes = {}, {}
     for topic in image_topics:
@@ -109,9 +114,9 @@ def plan_episode(scan: EpisodeScan, options: ExportOptions) -> EpisodePlan:
             raise ExportError(f'episode {name}: {topic} is {image.encoding}; rgb8 or bgr8 expected')
         cameras[cam], shapes[cam] = topic, (int(image.height), int(image.width), 3)
     joint_names = list(state.first.name)
-    commanded = list(action.first.joint_names)
+    commanded = list(action.first.name if action.msgtype == JOINT_STATE else action.first.joint_names)
     if missing := [j for j in joint_names if j not in commanded]:
-        raise ExportError(f'episode {name}: {options.action_topic} does not command {missing}')
+        raise ExportError(f'episode {name}: {action_topic} does not command {missing}')
     streams = {t: scan.topics[t].stamps for t in (state.topic, action.topic, *cameras.values())}
     try:
         times = frame_times(streams, options.fps)
@@ -121,7 +126,7 @@ def plan_episode(scan: EpisodeScan, options: ExportOptions) -> EpisodePlan:
     task = options.task or scan.info.instruction or scan.info.task
     if not task:
         raise ExportError(f'episode {name}: no task text in its metadata; pass --task')
-    return EpisodePlan(scan, task, joint_names, cameras, shapes, times, picks)
+    return EpisodePlan(scan, task, joint_names, cameras, shapes, times, picks, action_topic)
 
 
 def check_consistent(plans: list[EpisodePlan]) -> None:
@@ -161,6 +166,9 @@ def _decoders(plan: EpisodePlan, units: JointUnits, options: ExportOptions) -> d
         return positions(msg.name, msg.position, 'joint state')
 
     def action(data):
+        if plan.scan.topics[plan.action_topic].msgtype == JOINT_STATE:   # the policy's own record
+            msg = decode(data, JOINT_STATE)
+            return positions(msg.name, msg.position, 'policy action')
         msg = decode(data, JOINT_TRAJECTORY)
         if not msg.points:
             raise ExportError(f'episode {name}: a commanded trajectory has no points')
@@ -179,7 +187,7 @@ def _decoders(plan: EpisodePlan, units: JointUnits, options: ExportOptions) -> d
             return img[:, :, ::-1] if msg.encoding == 'bgr8' else img
         return image
 
-    decoders = {options.state_topic: state, options.action_topic: action}
+    decoders = {options.state_topic: state, plan.action_topic: action}
     decoders.update({topic: image_decoder(cam) for cam, topic in plan.cameras.items()})
     return decoders
 
@@ -192,7 +200,7 @@ def read_frames(plan: EpisodePlan, units: JointUnits, options: ExportOptions) ->
     streams lag each other, not by the episode's length.
     """
     decoders = _decoders(plan, units, options)
-    feature = {options.state_topic: STATE, options.action_topic: ACTION}
+    feature = {options.state_topic: STATE, plan.action_topic: ACTION}
     feature.update({topic: IMAGE_FEATURE.format(cam) for cam, topic in plan.cameras.items()})
     picks = plan.picks
     if all(plan.scan.topics[t].offsets is not None for t in picks):
@@ -531,7 +539,10 @@ def add_command(subparsers) -> None:
     parser.add_argument('--dry-run', action='store_true', help='check and print what would be written')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.add_argument('--state-topic', default='/joint_states')
-    parser.add_argument('--action-topic', default='/joint_trajectory')
+    parser.add_argument('--action-topic', default='',
+                        help='commanded targets: a JointState stamped with the observation it answers '
+                             'or a JointTrajectory (default: /policy/action if recorded, else '
+                             '/joint_trajectory)')
     parser.add_argument('--camera', action='append', metavar='IMAGE_TOPIC',
                         help='export only these image topics (repeatable; default: all)')
     parser.set_defaults(func=_run)

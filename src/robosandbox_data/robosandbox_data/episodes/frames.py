@@ -11,8 +11,9 @@ The alignment rule (README, "Recording and export"):
   than half a frame (so stamps on a slightly different grid, e.g. camera
   images on the sim's 2 ms step, still land on their own frame).
 * The action of frame ``k`` is the commanded target chosen by the same rule.
-  A policy stamps each target with the observation it answers, so frame ``k``
-  pairs an observation with the target sent in response to it.
+  The policy node records each target on ``policy/action`` stamped with the
+  observation it answers (the command itself is stamped 0: start now), so
+  frame ``k`` pairs an observation with the target sent in response to it.
 """
 
 from __future__ import annotations
