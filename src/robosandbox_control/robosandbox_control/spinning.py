@@ -1,13 +1,54 @@
-"""Spinning nodes: a node's whole life (``spin_node``), or until something
-happens (clients, examples and tests)."""
+"""Spinning nodes: a node's whole life (``init``, ``spin_node``), or until
+something happens (clients, examples and tests)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import rclpy
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def init(args=None) -> None:
+    """``rclpy.init`` for a node's ``main``, with shutdown signals handled once.
+
+    The first SIGINT or SIGTERM raises KeyboardInterrupt in the main thread: a
+    requested stop, after which the node cleans up and exits 0. Every later one
+    is reported and ignored, so cleanup (torque off on the arm) runs to its end.
+    Under rclpy's own handlers the second Ctrl-C, which ``ros2 launch`` always
+    delivers (the terminal's and its own), killed a node in the middle of it.
+    """
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+
+    def already_stopping(signum, _frame) -> None:
+        os.write(2, f'{signal.Signals(signum).name} ignored: already stopping\n'.encode())
+
+    def stop(_signum, _frame) -> None:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, already_stopping)
+        raise KeyboardInterrupt
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, stop)
+
+
+def shutdown() -> None:
+    """The last step of a node's cleanup: ``rclpy.try_shutdown``, then stop signals
+    ignored until the process has exited.
+
+    rclpy would otherwise restore the default handlers, and so would Python's own
+    finalization (it leaves only ignored signals alone): a second Ctrl-C or a
+    SIGTERM arriving while the interpreter winds down would kill the process, and
+    a requested stop would end with a signal's exit status instead of 0."""
+    rclpy.try_shutdown(uninstall_handlers=False)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def spin_until(node: Node, condition, timeout: float) -> bool:
@@ -31,15 +72,16 @@ def wait_future(node: Node, future, timeout: float = 20.0):
 
 
 def spin_node(node: Node, executor: Executor | None = None, alive=None) -> int:
-    """Spin ``node`` until Ctrl-C or shutdown (or, given ``alive``, until it
-    returns False: a node whose own thread died), then destroy it and shut
-    rclpy down: the body of a node's ``main``. Returns 0, the exit status."""
+    """Spin ``node`` until Ctrl-C, SIGTERM or shutdown (or, given ``alive``, until
+    it returns False: a node whose own thread died), then destroy it and shut
+    rclpy down: the body of a node's ``main`` after :func:`init`. Returns 0, the
+    exit status."""
     executor = executor or SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        if alive is None:
-            executor.spin()
-        while alive is not None and rclpy.ok() and alive():
+        # Waits of at most 0.1 s: Python runs signal handlers (see init) only
+        # between waits, and the executor's wait does not return on a signal.
+        while rclpy.ok() and (alive is None or alive()):
             executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
@@ -50,5 +92,5 @@ def spin_node(node: Node, executor: Executor | None = None, alive=None) -> int:
         # Python's exit-time wake-up and the process never exits. Shutting the
         # executor down wakes every worker of its pool.
         executor.shutdown()
-        rclpy.try_shutdown()
+        shutdown()
     return 0

@@ -15,13 +15,12 @@ import importlib
 from pathlib import Path
 import re
 
-import rclpy
 from rclpy.node import Node
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from robosandbox_control.parameters import declare, parameter, watch
-from robosandbox_control.spinning import spin_node
+from robosandbox_control.spinning import init, spin_node
 from robosandbox_msgs.srv import StartEpisode, StopEpisode
 from robosandbox_data.episodes.bag import EpisodeInfo
 from robosandbox_data.episodes.writer import EpisodeWriter, WriterConfig
@@ -194,7 +193,7 @@ class RecorderNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
+    init(args)
     return spin_node(RecorderNode())
 
 

@@ -13,11 +13,10 @@ import json
 from pathlib import Path
 import time
 
-import rclpy
 from rclpy.node import Node
 
 from robosandbox_control.parameters import declare, parameter
-from robosandbox_control.spinning import spin_node
+from robosandbox_control.spinning import init, spin_node
 from robosandbox_description.robot import load_robot
 from robosandbox_hw.emulator import calibration_for, EmulatedBus
 
@@ -66,7 +65,7 @@ class EmulatorNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
+    init(args)
     return spin_node(EmulatorNode())
 
 

@@ -29,7 +29,7 @@ from robosandbox_control.messages import camera_info, diagnostic_array, diagnost
 from robosandbox_control.parameters import declare, given, parameter, watch
 from robosandbox_control.qos import CAMERA_INFO_QOS, IMAGE_QOS
 from robosandbox_control.robot_state import RobotStatePublisher
-from robosandbox_control.spinning import spin_node
+from robosandbox_control.spinning import init, shutdown, spin_node
 from robosandbox_control.trajectory import JointLimits, TrajectoryFollower
 from robosandbox_hw.cameras import Camera, CameraConfig, CameraError
 from robosandbox_hw.controller import (
@@ -329,15 +329,15 @@ SETUP_ERRORS = (BusError, CalibrationError, CameraError, ConnectionError, RobotD
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
+    init(args)
     try:
         node = So101Node()
     except SETUP_ERRORS as e:
         rclpy.logging.get_logger('so101').fatal(str(e))
-        rclpy.try_shutdown()
+        shutdown()
         return 1
     except KeyboardInterrupt:
-        rclpy.try_shutdown()
+        shutdown()
         return 0
     spin_node(node, MultiThreadedExecutor(num_threads=3), alive=lambda: node.alive)
     return 1 if node.controller.crashed else 0

@@ -5,6 +5,9 @@ feetech-servo-sdk and pyserial) opens it as it opens a USB adapter.
 """
 
 import json
+from pathlib import Path
+import re
+import signal
 import time
 
 from diagnostic_msgs.msg import DiagnosticStatus
@@ -255,6 +258,37 @@ def test_shutdown_releases_torque(arm, emulator):
     client.wait(lambda: client.bus_status() is not None, 20.0, 'no diagnostics: not started')
     assert all(emulator.torque().values())
     assert process.interrupt(timeout=20) == 0, process.output.text()
+    assert not any(emulator.torque().values()), process.output.text()
+
+
+# Ctrl-C under ros2 launch reaches a node twice (the terminal's, then launch's), and
+# the second often lands in cleanup; supervisors send SIGTERM; impatient people all of it.
+SIGNALS = {
+    'ctrl_c_under_ros2_launch': [(signal.SIGINT, 0.0), (signal.SIGINT, 0.0)],
+    'second_ctrl_c_in_cleanup': [(signal.SIGINT, 0.0), (signal.SIGINT, 0.05)],
+    'ctrl_c_three_times': [(signal.SIGINT, 0.0), (signal.SIGINT, 0.02), (signal.SIGINT, 0.2)],
+    'sigterm': [(signal.SIGTERM, 0.0)],
+    'sigterm_twice': [(signal.SIGTERM, 0.0), (signal.SIGTERM, 0.03)],
+    'ctrl_c_then_sigterm': [(signal.SIGINT, 0.0), (signal.SIGTERM, 0.1)],
+}
+
+
+@pytest.mark.parametrize('signals', list(SIGNALS.values()), ids=list(SIGNALS))
+def test_torque_is_off_when_the_node_ends_whatever_the_signals(arm, emulator, signals):
+    process, client = arm()
+    client.wait(lambda: client.bus_status() is not None, 20.0, 'no diagnostics: not started')
+    assert all(emulator.torque().values())
+    pid = process.child.process.pid
+    ignored = int(re.search(r'SigIgn:\s*([0-9a-f]+)', Path(f'/proc/{pid}/status').read_text()).group(1), 16)
+    assert not ignored & (1 << (signal.SIGINT - 1)), 'the node was started with SIGINT ignored'
+    target = client.position()
+    target[0] += 0.5
+    client.stream(target, 1.0)                        # the bus is busy moving when the signals come
+    client.spin(0.2)
+    for sig, delay in signals:
+        time.sleep(delay)                             # the moment is the point of the test
+        process.child.process.send_signal(sig)
+    assert process.child.process.wait(30) == 0, process.output.text()
     assert not any(emulator.torque().values()), process.output.text()
 
 

@@ -19,7 +19,7 @@ from std_srvs.srv import Trigger
 
 from robosandbox_control.parameters import declare, parameter
 from robosandbox_control.clients import ActionRefused, run_goal
-from robosandbox_control.spinning import spin_for, wait_future
+from robosandbox_control.spinning import init, shutdown, spin_for, wait_future
 from robosandbox_msgs.action import RunPolicy
 from robosandbox_msgs.srv import ResetSim, StartEpisode, StopEpisode
 from robosandbox_sim.task import load_task, TaskError
@@ -139,7 +139,7 @@ class EpisodeRunner(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
+    init(args)
     code = 1
     try:
         node = EpisodeRunner()
@@ -152,7 +152,7 @@ def main(args=None) -> int:
         else:   # SIGTERM shut the context down under a call: a requested stop too
             code = _interrupted()
     finally:
-        rclpy.try_shutdown()
+        shutdown()
     return code
 
 

@@ -34,7 +34,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from robosandbox_control.arm_interface import to_seconds
 from robosandbox_control.messages import diagnostic_array, diagnostic_status, OK
 from robosandbox_control.parameters import declare, parameter, watch
-from robosandbox_control.spinning import spin_node
+from robosandbox_control.spinning import init, shutdown, spin_node
 from robosandbox_description.robot import load_robot, RobotDescriptionError
 from robosandbox_msgs.action import RunPolicy
 from robosandbox_msgs.msg import TaskStatus
@@ -385,12 +385,12 @@ CONFIG_ERRORS = (CheckpointError, EmbodimentError, RobotDescriptionError, Trajec
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
+    init(args)
     try:
         node = PolicyNode()
     except CONFIG_ERRORS as e:
         rclpy.logging.get_logger('policy').fatal(f'cannot start: {e}')
-        rclpy.try_shutdown()
+        shutdown()
         return 1
     # One thread: callbacks are short (inference runs in the policy's own worker)
     # and rclpy's multi-threaded executor costs more CPU than it saves.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 
-import rclpy
 from rclpy.action import ActionClient
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -19,7 +18,7 @@ from sensor_msgs.msg import Image, JointState
 
 from robosandbox_control.arm_interface import to_seconds
 from robosandbox_control.clients import ActionRefused, run_goal, trajectory_msg
-from robosandbox_control.spinning import spin_for, spin_until, wait_future
+from robosandbox_control.spinning import init, shutdown, spin_for, spin_until, wait_future
 from control_msgs.action import FollowJointTrajectory
 from robosandbox_msgs.msg import TaskStatus
 from robosandbox_msgs.srv import ResetSim
@@ -102,7 +101,7 @@ class SimDemo(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
+    init(args)
     node = SimDemo()
     try:
         ok = node.run()
@@ -110,7 +109,7 @@ def main(args=None) -> int:
         ok = False
     finally:
         node.destroy_node()
-        rclpy.try_shutdown()
+        shutdown()
     return 0 if ok else 1
 
 

@@ -37,7 +37,7 @@ from robosandbox_control.messages import camera_info, diagnostic_array, diagnost
 from robosandbox_control.parameters import declare, parameter, watch
 from robosandbox_control.qos import CAMERA_INFO_QOS, IMAGE_QOS, LATCHED_QOS
 from robosandbox_control.robot_state import OPTICAL_FROM_GL, RobotStatePublisher
-from robosandbox_control.spinning import spin_node
+from robosandbox_control.spinning import init, shutdown, spin_node
 from robosandbox_control.trajectory import JointLimits, TrajectoryFollower
 from robosandbox_msgs.msg import TaskStatus
 from robosandbox_msgs.srv import ResetSim, StepSim
@@ -431,12 +431,12 @@ class SimNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
+    init(args)
     try:
         node = SimNode()
     except (RobotDescriptionError, TaskError, ValueError) as e:
         rclpy.logging.get_logger('sim').fatal(str(e))
-        rclpy.try_shutdown()
+        shutdown()
         return 1
     spin_node(node, MultiThreadedExecutor(num_threads=2), alive=lambda: node.alive)
     return 1 if node.failed else 0
