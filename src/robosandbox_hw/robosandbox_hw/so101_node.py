@@ -206,7 +206,8 @@ class So101Node(Node):
             except ConnectionError as e:
                 if time.monotonic() > deadline:
                     raise ConnectionError(
-                        f'no SO-101 on {self.bus.config.port}: {str(e).strip()}') from None
+                        # One line: LeRobot's message spans two.
+                        f'no SO-101 on {self.bus.config.port}: {" ".join(str(e).split())}') from None
                 time.sleep(0.5)
 
     def _open_cameras(self, p) -> None:

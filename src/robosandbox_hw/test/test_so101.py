@@ -292,6 +292,17 @@ def test_torque_is_off_when_the_node_ends_whatever_the_signals(arm, emulator, si
     assert not any(emulator.torque().values()), process.output.text()
 
 
+def test_a_missing_serial_port_is_a_one_line_error(ros, calibration_file, tmp_path):
+    process = NodeProcess('robosandbox_hw', 'so101_node', f'port:={tmp_path / "ttyNOTHERE"}',
+                          f'calibration_file:={calibration_file}', 'connect_timeout:=0.5')
+    try:
+        assert process.child.process.wait(60) == 1
+        fatal = [line for line in process.output.text().splitlines() if line.startswith('[so101_node]')]
+        assert len(fatal) == 1 and 'no SO-101 on' in fatal[0] and 'ttyNOTHERE' in fatal[0], fatal
+    finally:
+        process.close()
+
+
 def test_a_missing_calibration_fails_before_torque_is_on(ros, emulator, tmp_path):
     process = NodeProcess('robosandbox_hw', 'so101_node', f'port:={emulator.port}',
                           f'calibration_file:={tmp_path / "none.json"}')
