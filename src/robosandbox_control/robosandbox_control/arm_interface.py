@@ -233,10 +233,10 @@ class ArmCommandInterface:
             callback_group=ReentrantCallbackGroup())
         # Goals are watched by one wall-clock timer, not one blocked thread each: a
         # storm of goals costs nothing, and sim time that stands still (paused) does
-        # not stop feedback.
+        # not stop feedback. It runs only while a goal does.
         self._monitor = node.create_timer(
             FEEDBACK_PERIOD, self._watch_goal, MutuallyExclusiveCallbackGroup(),
-            clock=Clock(clock_type=ClockType.STEADY_TIME))
+            clock=Clock(clock_type=ClockType.STEADY_TIME), autostart=False)
         self._home_srv = node.create_service(Trigger, 'home', self._on_home,
                                              callback_group=ReentrantCallbackGroup())
 
@@ -374,6 +374,7 @@ class ArmCommandInterface:
             goal = _Goal(goal_handle, plan, plan_id, list(goal_handle.request.trajectory.joint_names),
                          start, start + plan.duration, goal_tol, path_tol, goal_time, done)
             previous, self._goal = self._goal, goal
+            self._monitor.reset()
         if previous is not None:
             self._finish(previous, 'preempted', Result.INVALID_GOAL,
                          'preempted by a newer goal (as joint_trajectory_controller does)')
@@ -404,6 +405,9 @@ class ArmCommandInterface:
         """Every FEEDBACK_PERIOD: the running goal's feedback, tolerances and end."""
         goal = self._goal
         if goal is None or goal.finished:
+            with self._goal_lock:
+                if self._goal is None:
+                    self._monitor.cancel()
             return
         handle = goal.handle
         with self._lock:

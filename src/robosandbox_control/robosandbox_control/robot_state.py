@@ -22,6 +22,7 @@ pays for TF only when someone looks.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+import math
 from pathlib import Path
 import re
 
@@ -89,6 +90,42 @@ def transform_msg(parent: str, child: str, matrix: np.ndarray, stamp: Time) -> T
     return msg
 
 
+def _quaternion_product(a, b) -> tuple[float, float, float, float]:
+    ax, ay, az, aw = a
+    bx, by, bz, bw = b
+    return (aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+            aw * bw - ax * bx - ay * by - az * bz)
+
+
+class _MovingJoint:
+    """One moving joint's /tf transform, kept and updated in place: a revolute
+    joint's translation never changes and its rotation is the origin's times one
+    about the axis, so a publish costs a quaternion product, not matrices."""
+
+    def __init__(self, joint, parent: str, child: str):
+        self.name, self.kind = joint.name, joint.kind
+        self.msg = transform_msg(parent, child, joint.origin, Time())
+        self.origin_rotation = quaternion(joint.origin[:3, :3])
+        self.origin = joint.origin
+        self.axis = joint.axis
+
+    def update(self, q: float, stamp: Time) -> TransformStamped:
+        msg = self.msg
+        msg.header.stamp = stamp
+        if self.kind == 'prismatic':
+            t = msg.transform.translation
+            t.x, t.y, t.z = (float(v) for v in self.origin[:3, 3] + self.origin[:3, :3] @ (self.axis * q))
+        else:
+            s = math.sin(0.5 * q)
+            x, y, z, w = _quaternion_product(
+                self.origin_rotation, (self.axis[0] * s, self.axis[1] * s, self.axis[2] * s, math.cos(0.5 * q)))
+            r = msg.transform.rotation
+            r.x, r.y, r.z, r.w = (x, y, z, w) if w >= 0 else (-x, -y, -z, -w)     # one sign, as quaternion()
+        return msg
+
+
 class RobotStatePublisher:
     """robot_description, /tf_static and /tf of one backend (see the module docstring)."""
 
@@ -102,6 +139,8 @@ class RobotStatePublisher:
         self._static = node.create_publisher(TFMessage, '/tf_static', LATCHED_QOS)
         self._tf = node.create_publisher(TFMessage, '/tf', TF_QOS)
         self._static_frames = self._prefixed(self.kinematics.fixed_transforms)
+        self._moving = [_MovingJoint(j, self.frame(j.parent), self.frame(j.child))
+                        for j in self.kinematics.joints if j.name in self.kinematics.moving_joints]
         self.add_static_frames(static_frames)
 
     def _prefixed(self, frames: Iterable[Frame]) -> list[Frame]:
@@ -122,6 +161,7 @@ class RobotStatePublisher:
         ``stamp``; False when nothing subscribes to /tf (nothing is sent)."""
         if self._tf.get_subscription_count() == 0:
             return False
-        frames = [*self._prefixed(self.kinematics.joint_transforms(positions)), *moving]
-        self._tf.publish(TFMessage(transforms=[transform_msg(p, c, m, stamp) for p, c, m in frames]))
+        transforms = [joint.update(float(positions.get(joint.name, 0.0)), stamp) for joint in self._moving]
+        transforms += [transform_msg(p, c, m, stamp) for p, c, m in moving]
+        self._tf.publish(TFMessage(transforms=transforms))
         return True

@@ -54,7 +54,9 @@ def axis_angle(axis: np.ndarray, angle: float) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _Joint:
+class Joint:
+    """One URDF joint: what placing its child link takes."""
+
     name: str
     kind: str
     parent: str
@@ -75,7 +77,7 @@ class UrdfKinematics:
             raise ModelMismatchError(f'{path}: cannot parse URDF: {e}') from None
         self.robot = robot
         self.root: str = model.get_root()
-        self._joints: list[_Joint] = []
+        self._joints: list[Joint] = []
         for joint in model.joints:
             origin = np.eye(4)
             if joint.origin is not None:
@@ -84,14 +86,14 @@ class UrdfKinematics:
             axis = np.array(joint.axis if joint.axis is not None else (1.0, 0.0, 0.0), dtype=float)
             if joint.type in MOVING:
                 axis /= np.linalg.norm(axis)
-            self._joints.append(_Joint(joint.name, joint.type, joint.parent, joint.child, origin, axis))
+            self._joints.append(Joint(joint.name, joint.type, joint.parent, joint.child, origin, axis))
         self._order = self._topological()
         self.links: tuple[str, ...] = (self.root,) + tuple(j.child for j in self._order)
         self._check(model)
 
-    def _topological(self) -> list[_Joint]:
+    def _topological(self) -> list[Joint]:
         """Joints ordered so that each parent link is placed before its child."""
-        by_parent: dict[str, list[_Joint]] = {}
+        by_parent: dict[str, list[Joint]] = {}
         for joint in self._joints:
             by_parent.setdefault(joint.parent, []).append(joint)
         order, frontier = [], [self.root]
@@ -125,12 +127,17 @@ class UrdfKinematics:
         if link and link not in self.links:
             raise ModelMismatchError(f'{where}: end-effector link {link!r} is not in the URDF {robot.urdf_path}')
 
+    @property
+    def joints(self) -> tuple[Joint, ...]:
+        """Every joint, each parent link placed before its child."""
+        return tuple(self._order)
+
     @cached_property
     def moving_joints(self) -> tuple[str, ...]:
         return tuple(j.name for j in self._order if j.kind in MOVING)
 
     @staticmethod
-    def _transform(joint: _Joint, q: float) -> np.ndarray:
+    def _transform(joint: Joint, q: float) -> np.ndarray:
         """Parent link -> child link of ``joint`` at position ``q``."""
         motion = np.eye(4)
         if joint.kind in ('revolute', 'continuous'):

@@ -109,6 +109,7 @@ class SimNode(Node):
         # Reliable at 500 Hz: a depth of 10 would give a subscriber (the recorder)
         # only 20 ms of slack before samples are overwritten unacknowledged.
         self.clock_pub = self.create_publisher(Clock, '/clock', 100)
+        self._clock_msg = Clock()
         # 1 s of history: a reliable reader (the recorder) that falls behind
         # for a moment gets the samples resent instead of losing them.
         self.joint_pub = self.create_publisher(JointState, 'joint_states', 100)
@@ -315,7 +316,8 @@ class SimNode(Node):
             # Next period; after a stall (reset, slow render) skip, don't burst.
             self._next[k] = max(self._next[k] + self._periods[k], t + 0.5 * self._periods[k])
         if 'clock' in due:
-            self.clock_pub.publish(Clock(clock=stamp))
+            self._clock_msg.clock = stamp         # one message, reused: this runs at 100+ Hz
+            self.clock_pub.publish(self._clock_msg)
         if 'joints' in due:
             with self.lock:
                 position, velocity = self.sim.joint_positions(), self.sim.joint_velocities()
