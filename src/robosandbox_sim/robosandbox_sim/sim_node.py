@@ -77,6 +77,9 @@ class SimParameters(ArmParameters):
     start_paused: bool = parameter(False, 'Start with physics paused (use ~/pause and ~/step).', read_only=True)
 
 
+LISTENERS_PERIOD = 0.1    # s (wall) between looks at who subscribes to /clock and joint_states
+
+
 @dataclass
 class _Request:
     kind: str               # 'reset' or 'step'
@@ -145,6 +148,8 @@ class SimNode(Node):
         self._publish_latency: deque[float] = deque(maxlen=1000)  # s, step -> joint_states out
         self._tf_cost: deque[float] = deque(maxlen=1000)          # s per /tf message built and sent
         self._tf_wall = 0.0                                       # perf_counter of the last /tf
+        self._listeners_checked = -math.inf
+        self._listening = {'clock': True, 'joints': True}
         watch(self, p, self._on_parameters)
         self._thread = threading.Thread(target=self._physics_loop, name='physics', daemon=True)
         self._thread.start()
@@ -315,16 +320,27 @@ class SimNode(Node):
         for k in due:
             # Next period; after a stall (reset, slow render) skip, don't burst.
             self._next[k] = max(self._next[k] + self._periods[k], t + 0.5 * self._periods[k])
-        if 'clock' in due:
+        if stepped - self._listeners_checked > LISTENERS_PERIOD:
+            # Who listens, looked up a few times a second, not per message: a message
+            # nobody reads is not built (free-running, that is most of the node's work).
+            self._listeners_checked = stepped
+            self._listening = {'clock': self.clock_pub.get_subscription_count() > 0,
+                               'joints': self.joint_pub.get_subscription_count() > 0}
+            for name, (image_pub, info_pub, _) in self.cameras.items():
+                self._listening[name] = image_pub.get_subscription_count() > 0
+                self._listening[name + '/info'] = info_pub.get_subscription_count() > 0
+        if 'clock' in due and self._listening['clock']:
             self._clock_msg.clock = stamp         # one message, reused: this runs at 100+ Hz
             self.clock_pub.publish(self._clock_msg)
-        if 'joints' in due:
+        tf_due = self.robot_state is not None and stepped - self._tf_wall >= 1.0 / self.p.tf_rate
+        if 'joints' in due and (self._listening['joints'] or tf_due):
             with self.lock:
                 position, velocity = self.sim.joint_positions(), self.sim.joint_velocities()
                 effort = self.sim.joint_efforts()
-            self.joint_pub.publish(joint_state_msg(self.sim.joint_names, stamp, position, velocity, effort))
-            self._publish_latency.append(time.perf_counter() - stepped)
-            if self.robot_state and stepped - self._tf_wall >= 1.0 / self.p.tf_rate:
+            if self._listening['joints']:
+                self.joint_pub.publish(joint_state_msg(self.sim.joint_names, stamp, position, velocity, effort))
+                self._publish_latency.append(time.perf_counter() - stepped)
+            if tf_due:             # /tf goes out with joint_states, at most tf_rate per wall second
                 self._tf_wall = stepped
                 self._publish_tf(stamp, position)
         if 'status' in due:
@@ -348,18 +364,20 @@ class SimNode(Node):
         self.status_pub.publish(msg)
 
     def _publish_cameras(self, stamp: Time) -> None:
-        """camera_info always (a client may need the intrinsics before it wants images);
-        images only while subscribed: rendering is the sim's costliest work."""
+        """camera_info to its subscribers, whether or not the image has any (a client may
+        need the intrinsics before it wants images); images only while subscribed:
+        rendering is the sim's costliest work."""
         width, height = self.cam_size
         for name, (image_pub, info_pub, info) in self.cameras.items():
             info.header.stamp = stamp
-            if image_pub.get_subscription_count() > 0:
+            if self._listening.get(name, True):
                 pixels = self.sim.render(name, width, height)
                 image = Image(height=height, width=width, encoding='rgb8', is_bigendian=0,
                               step=3 * width, data=pixels.tobytes())
                 image.header = info.header
                 image_pub.publish(image)
-            info_pub.publish(info)
+            if self._listening.get(name + '/info', True):
+                info_pub.publish(info)
 
     def _publish_diagnostics(self) -> None:
         level, message = OK, 'paused' if self._paused else f'real-time factor {self._measured_rtf:.2f}'
