@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import importlib.util
+import math
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,29 @@ class CameraMount:
     xyaxes: tuple[float, ...] | None = None
     quat: tuple[float, float, float, float] | None = None
     fovy: float = 60.0             # vertical field of view, degrees
+    # The URDF link whose frame is ``body``'s: lets a backend without the MJCF (the
+    # hardware node) place the camera in TF. The sim's tests check the two agree.
+    link: str = ''
+
+    def pose(self) -> np.ndarray:
+        """4x4 pose of the camera (MuJoCo convention) in its body's frame."""
+        pose = np.eye(4)
+        pose[:3, 3] = self.pos
+        if self.quat is not None:
+            w, x, y, z = self.quat                    # MuJoCo's order
+            n = math.sqrt(w * w + x * x + y * y + z * z)
+            w, x, y, z = w / n, x / n, y / n, z / n
+            pose[:3, :3] = [[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+                            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+                            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]]
+        elif self.xyaxes is not None:
+            x_axis = np.asarray(self.xyaxes[:3], dtype=float)
+            x_axis /= np.linalg.norm(x_axis)
+            y_axis = np.asarray(self.xyaxes[3:], dtype=float)
+            y_axis -= x_axis * (x_axis @ y_axis)      # as MuJoCo: y made orthogonal to x
+            y_axis /= np.linalg.norm(y_axis)
+            pose[:3, :3] = np.column_stack((x_axis, y_axis, np.cross(x_axis, y_axis)))
+        return pose
 
 
 @dataclass(frozen=True)
@@ -163,6 +187,7 @@ def parse_camera(name: str, data: dict, where: str) -> CameraMount:
         xyaxes=_floats(data['xyaxes'], 6, f'{where}: {name}.xyaxes') if 'xyaxes' in data else None,
         quat=_floats(data['quat'], 4, f'{where}: {name}.quat') if 'quat' in data else None,
         fovy=float(data.get('fovy', 60.0)),
+        link=str(data.get('link', '')),
     )
 
 

@@ -28,7 +28,7 @@ from robosandbox_control.arm_interface import ArmCommandInterface, ArmParameters
 from robosandbox_control.messages import camera_info, diagnostic_array, diagnostic_status, ERROR, OK, WARN
 from robosandbox_control.parameters import declare, given, parameter, watch
 from robosandbox_control.qos import CAMERA_INFO_QOS, IMAGE_QOS
-from robosandbox_control.robot_state import RobotStatePublisher
+from robosandbox_control.robot_state import OPTICAL_FROM_GL, RobotStatePublisher
 from robosandbox_control.spinning import init, shutdown, spin_node
 from robosandbox_control.trajectory import JointLimits, TrajectoryFollower
 from robosandbox_hw.cameras import Camera, CameraConfig, CameraError
@@ -171,10 +171,17 @@ class So101Node(Node):
             measured=self._measured, home=[robot.home[j] for j in names],
             parameters=p, refusal=self._refusal)
         self.joint_pub = self.create_publisher(JointState, 'joint_states', 100)
-        # The robot and its links from the description's kinematics at the measured joints.
-        # Camera mounts are the user's: their optical frames (<name>_optical_frame, as
-        # camera_info says) come from a static_transform_publisher of the user's.
+        # The robot and its links from the description's kinematics at the measured joints;
+        # the optical frame of each camera the description mounts on a link (the wrist
+        # camera). Other mounts are the user's: a static_transform_publisher to
+        # <name>_optical_frame, the frame_id camera_info gives.
         self.robot_state = RobotStatePublisher(self, robot, p.frame_prefix) if robot.urdf_path else None
+        if self.robot_state:
+            mounts = {c.name: c for c in robot.cameras if c.link}
+            self.robot_state.add_static_frames(
+                (self.robot_state.frame(mounts[name].link), self.robot_state.frame(f'{name}_optical_frame'),
+                 mounts[name].pose() @ OPTICAL_FROM_GL)
+                for name in p.camera_names if name in mounts)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_service(Trigger, '~/emergency_stop', self._on_emergency_stop)
         self.create_service(Trigger, '~/enable', self._on_enable)

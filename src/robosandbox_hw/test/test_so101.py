@@ -11,10 +11,13 @@ import signal
 import time
 
 from diagnostic_msgs.msg import DiagnosticStatus
+from sensor_msgs.msg import CameraInfo
+from tf2_msgs.msg import TFMessage
 import numpy as np
 import pytest
 
 from robosandbox_cli.processes import NodeProcess
+from robosandbox_control.qos import CAMERA_INFO_QOS, LATCHED_QOS
 from robosandbox_description.robot import load_robot
 from robosandbox_hw.controller import GoalLimiter, SafetyLimits
 from robosandbox_hw.emulator import HOMING_OFFSET, LOCK, MIN_LIMIT
@@ -290,6 +293,20 @@ def test_torque_is_off_when_the_node_ends_whatever_the_signals(arm, emulator, si
         process.child.process.send_signal(sig)
     assert process.child.process.wait(30) == 0, process.output.text()
     assert not any(emulator.torque().values()), process.output.text()
+
+
+def test_the_wrist_camera_is_placed_in_tf_by_the_description(arm, camera_video, robot):
+    process, client = arm('camera_names:=[wrist]', f'camera_devices:=[{camera_video}]')
+    statics, infos = [], []
+    client.node.create_subscription(TFMessage, '/tf_static', statics.append, LATCHED_QOS)
+    client.node.create_subscription(CameraInfo, 'cameras/wrist/camera_info', infos.append, CAMERA_INFO_QOS)
+    client.wait(lambda: statics and infos, 20.0, process.output.text)
+    frames = {t.child_frame_id: t for t in statics[-1].transforms}
+    optical = frames[infos[-1].header.frame_id]                  # camera_info names a frame TF has
+    assert optical.header.frame_id == 'gripper_link'
+    mount = next(c for c in robot.cameras if c.name == 'wrist')
+    t = optical.transform.translation
+    np.testing.assert_allclose([t.x, t.y, t.z], mount.pos, atol=1e-9)
 
 
 def test_a_missing_serial_port_is_a_one_line_error(ros, calibration_file, tmp_path):

@@ -26,6 +26,7 @@ from robosandbox_control.arm_interface import to_seconds
 from robosandbox_control import clients
 from robosandbox_control.clients import trajectory_msg
 from robosandbox_control.qos import LATCHED_QOS, TF_QOS
+from robosandbox_control.robot_state import OPTICAL_FROM_GL
 from robosandbox_control.spinning import spin_for, spin_until, wait_future
 from robosandbox_description.robot import load_robot
 from robosandbox_msgs.msg import TaskStatus
@@ -151,6 +152,10 @@ def test_tf_puts_the_cube_where_the_front_camera_sees_it(client):
     assert static['base_link'].header.frame_id == 'world'
     assert static['front_optical_frame'].header.frame_id == 'world'
     assert static['wrist_optical_frame'].header.frame_id == 'gripper_link'
+    # The description's link mount (what the hardware node publishes) is where MuJoCo puts it.
+    mount = next(c for c in load_robot('so101').cameras if c.name == 'wrist')
+    np.testing.assert_allclose(_matrix(static['wrist_optical_frame'].transform),
+                               mount.pose() @ OPTICAL_FROM_GL, atol=1e-5)
     cube = next(t for t in tfs[-1].transforms if t.child_frame_id == 'cube')
     assert cube.header.frame_id == 'world'
     camera = _matrix(static['front_optical_frame'].transform)
