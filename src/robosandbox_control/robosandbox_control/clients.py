@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from builtin_interfaces.msg import Duration
+from control_msgs.action import FollowJointTrajectory
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import rclpy
@@ -22,7 +23,6 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robosandbox_control.arm_interface import split_seconds
 from robosandbox_control.spinning import spin_until, wait_future
-from control_msgs.action import FollowJointTrajectory
 
 
 class ActionRefused(RuntimeError):

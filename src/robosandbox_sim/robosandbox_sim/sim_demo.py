@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from control_msgs.action import FollowJointTrajectory
 from rclpy.action import ActionClient
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -19,7 +20,6 @@ from sensor_msgs.msg import Image, JointState
 from robosandbox_control.arm_interface import to_seconds
 from robosandbox_control.clients import ActionRefused, run_goal, trajectory_msg
 from robosandbox_control.spinning import init, shutdown, spin_for, spin_until, wait_future
-from control_msgs.action import FollowJointTrajectory
 from robosandbox_msgs.msg import TaskStatus
 from robosandbox_msgs.srv import ResetSim
 
