@@ -48,6 +48,15 @@ def test_commands_substitute_arguments_and_keep_yaml_typing():
     assert params_file.is_file() and params_file.parent.name == 'config'
 
 
+@pytest.mark.parametrize('name', ['sim_policy', 'sim_record', 'hw_policy', 'hw_record'])
+def test_policy_bringups_take_the_knobs_a_learned_policy_needs(name):
+    # A trained checkpoint needs them from the command line (issue 14's trial did not have them).
+    given = {'action_tolerance': '0.05', 'torch_threads': '2', 'max_duration': '12.5', 'wait_timeout': '180.0'}
+    args = {node.name: a for node, a in load_bringup(name).commands(given)}
+    assert {'action_tolerance:=0.05', 'torch_threads:=2'} <= set(args['policy'])
+    assert {'max_duration:=12.5', 'wait_timeout:=180.0'} <= set(args['episode_runner'])
+
+
 def test_substitutions_nest_as_the_launch_frontend_does(monkeypatch):
     monkeypatch.delenv('ROBOSANDBOX_TEST_UNSET', raising=False)
     values = {'x': 'front'}
