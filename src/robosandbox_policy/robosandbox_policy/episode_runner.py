@@ -10,6 +10,7 @@ verdicts), 1 if the sim, the policy or the recorder failed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import time
 
 import rclpy
 from rclpy.action import ActionClient
@@ -51,7 +52,9 @@ class RunnerParameters:
     recorder: str = parameter('', "Namespace of a recorder's start/stop services, e.g. 'recorder'; '' = no "
                                   'recording.', read_only=True)
     policy: str = parameter('', 'What drives the arm, written into recorded episodes.', read_only=True)
-    wait_timeout: float = parameter(60.0, 'How long to wait for the sim and the policy node, s.', read_only=True,
+    wait_timeout: float = parameter(60.0, 'How long to wait for the backend, the recorder and the policy node '
+                                          'to appear, s; a policy node that is up but still loading its '
+                                          'checkpoint is waited for as long as it stays up.', read_only=True,
                                     range=(0.0, 3600.0))
 
 
@@ -74,11 +77,31 @@ class EpisodeRunner(Node):
         timeout = self.p.wait_timeout
         if not self.reset_client.wait_for_service(timeout_sec=timeout):
             raise TimeoutError(f'no {self.reset_client.srv_name} service after {timeout:g} s')
-        if not self.run_client.wait_for_server(timeout_sec=timeout):
-            raise TimeoutError(f'no {self.p.run_action} action server after {timeout:g} s')
+        self._wait_for_policy(timeout)
         for client in self.recorder or ():
             if not client.wait_for_service(timeout_sec=timeout):
                 raise TimeoutError(f'no {client.srv_name} service after {timeout:g} s')
+
+    def _wait_for_policy(self, timeout: float) -> None:
+        """Wait for the run action by readiness, not by a fixed time: the policy node
+        joins the graph at once and serves the action only once its checkpoint has
+        loaded (28-60 s for ACT on a busy 2-core machine). So ``timeout`` bounds the
+        wait for the node to appear; after that the wait lasts while the node is up,
+        and ends with an error if it goes away (its load failed)."""
+        node = self.resolve_topic_name(self.p.run_action).rsplit('/', 1)[0]   # policy/run -> /policy
+        namespace, name = node.rsplit('/', 1)
+        namespace = namespace or '/'
+        deadline, seen = time.monotonic() + timeout, False
+        while not self.run_client.server_is_ready():
+            up = (name, namespace) in self.get_node_names_and_namespaces()
+            if up and not seen:
+                self.get_logger().info(f'{node} is up; waiting for it to load its policy')
+            if seen and not up:
+                raise RuntimeError(f'{node} went away before serving {self.p.run_action} (see its log)')
+            seen = seen or up
+            if not seen and time.monotonic() > deadline:
+                raise TimeoutError(f'no {node} node (for {self.p.run_action}) after {timeout:g} s')
+            spin_for(self, 0.2)
 
     def run_episode(self, seed: int) -> tuple[RunPolicy.Result, StopEpisode.Response | None]:
         if self.p.reset == 'sim':

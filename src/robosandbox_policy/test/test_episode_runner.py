@@ -1,0 +1,59 @@
+"""The episode runner's wait for the policy follows readiness, not a fixed time.
+
+In-process, with the graph scripted: the policy node appears at once and serves its
+action only once its checkpoint has loaded (28-60 s for ACT on a busy machine, longer
+than any fixed wait was).
+"""
+
+import time
+
+import pytest
+import rclpy
+from rclpy.parameter import Parameter
+
+from robosandbox_policy import episode_runner
+from robosandbox_policy.episode_runner import EpisodeRunner
+
+
+@pytest.fixture
+def runner(monkeypatch):
+    rclpy.init()
+    node = EpisodeRunner(parameter_overrides=[Parameter('wait_timeout', value=0.2)])
+    monkeypatch.setattr(episode_runner, 'spin_for', lambda _node, seconds: time.sleep(0.01))
+    yield node
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+def script(runner, monkeypatch, *, appears: float, ready: float, leaves: float = float('inf')):
+    """The policy node is in the graph from ``appears`` to ``leaves`` s; its action server
+    is ready from ``ready`` s."""
+    start = time.monotonic()
+    others = [('episode_runner', '/')]
+
+    def nodes():
+        t = time.monotonic() - start
+        return others + ([('policy', '/')] if appears <= t < leaves else [])
+    monkeypatch.setattr(runner, 'get_node_names_and_namespaces', nodes)
+    monkeypatch.setattr(runner.run_client, 'server_is_ready', lambda: time.monotonic() - start >= ready)
+
+
+def test_a_policy_still_loading_is_waited_for_past_the_timeout(runner, monkeypatch):
+    script(runner, monkeypatch, appears=0.05, ready=0.6)       # ready three timeouts later
+    start = time.monotonic()
+    runner._wait_for_policy(0.2)
+    assert time.monotonic() - start >= 0.6
+
+
+def test_a_policy_node_that_goes_away_while_loading_is_an_error(runner, monkeypatch):
+    script(runner, monkeypatch, appears=0.05, ready=10.0, leaves=0.3)
+    with pytest.raises(RuntimeError, match='/policy went away before serving policy/run'):
+        runner._wait_for_policy(0.2)
+
+
+def test_no_policy_node_within_the_timeout_is_an_error(runner, monkeypatch):
+    script(runner, monkeypatch, appears=10.0, ready=10.0)
+    start = time.monotonic()
+    with pytest.raises(TimeoutError, match='no /policy node'):
+        runner._wait_for_policy(0.2)
+    assert time.monotonic() - start < 2.0
