@@ -129,8 +129,7 @@ class _MovingJoint:
 class RobotStatePublisher:
     """robot_description, /tf_static and /tf of one backend (see the module docstring)."""
 
-    def __init__(self, node: Node, robot: RobotDescription, frame_prefix: str = '',
-                 static_frames: Iterable[Frame] = ()):
+    def __init__(self, node: Node, robot: RobotDescription, frame_prefix: str = ''):
         self.kinematics = UrdfKinematics(robot)
         self._prefix = frame_prefix
         self._node = node
@@ -141,7 +140,7 @@ class RobotStatePublisher:
         self._static_frames = self._prefixed(self.kinematics.fixed_transforms)
         self._moving = [_MovingJoint(j, self.frame(j.parent), self.frame(j.child))
                         for j in self.kinematics.joints if j.name in self.kinematics.moving_joints]
-        self.add_static_frames(static_frames)
+        self.add_static_frames(())
 
     def _prefixed(self, frames: Iterable[Frame]) -> list[Frame]:
         return [(self.frame(p), self.frame(c), m) for p, c, m in frames]

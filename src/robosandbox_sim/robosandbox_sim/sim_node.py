@@ -77,7 +77,7 @@ class SimParameters(ArmParameters):
     start_paused: bool = parameter(False, 'Start with physics paused (use ~/pause and ~/step).', read_only=True)
 
 
-LISTENERS_PERIOD = 0.1    # s (wall) between looks at who subscribes to /clock and joint_states
+LISTENERS_PERIOD = 0.1    # s (wall) between looks at who reads each publication (see _listeners)
 
 
 @dataclass
@@ -149,7 +149,7 @@ class SimNode(Node):
         self._tf_cost: deque[float] = deque(maxlen=1000)          # s per /tf message built and sent
         self._tf_wall = 0.0                                       # perf_counter of the last /tf
         self._listeners_checked = -math.inf
-        self._listening = {'clock': True, 'joints': True}
+        self._listening = self._listeners()
         watch(self, p, self._on_parameters)
         self._thread = threading.Thread(target=self._physics_loop, name='physics', daemon=True)
         self._thread.start()
@@ -223,6 +223,17 @@ class SimNode(Node):
                    for name, body in self.sim.scene.object_bodies.items()]
         if self.robot_state.publish(stamp, dict(zip(self.sim.joint_names, position)), objects):
             self._tf_cost.append(time.perf_counter() - start)
+
+    def _listeners(self) -> dict[str, bool]:
+        """Which publications have readers. Looked up a few times a second, not per
+        message: a message nobody reads is not built (free-running, that is most of
+        the node's work)."""
+        listening = {'clock': self.clock_pub.get_subscription_count() > 0,
+                     'joints': self.joint_pub.get_subscription_count() > 0}
+        for name, (image_pub, info_pub, _) in self.cameras.items():
+            listening[name] = image_pub.get_subscription_count() > 0
+            listening[name + '/info'] = info_pub.get_subscription_count() > 0
+        return listening
 
     @staticmethod
     def _periods_from(p: SimParameters) -> dict[str, float]:
@@ -321,14 +332,8 @@ class SimNode(Node):
             # Next period; after a stall (reset, slow render) skip, don't burst.
             self._next[k] = max(self._next[k] + self._periods[k], t + 0.5 * self._periods[k])
         if stepped - self._listeners_checked > LISTENERS_PERIOD:
-            # Who listens, looked up a few times a second, not per message: a message
-            # nobody reads is not built (free-running, that is most of the node's work).
             self._listeners_checked = stepped
-            self._listening = {'clock': self.clock_pub.get_subscription_count() > 0,
-                               'joints': self.joint_pub.get_subscription_count() > 0}
-            for name, (image_pub, info_pub, _) in self.cameras.items():
-                self._listening[name] = image_pub.get_subscription_count() > 0
-                self._listening[name + '/info'] = info_pub.get_subscription_count() > 0
+            self._listening = self._listeners()
         if 'clock' in due and self._listening['clock']:
             self._clock_msg.clock = stamp         # one message, reused: this runs at 100+ Hz
             self.clock_pub.publish(self._clock_msg)
@@ -370,13 +375,13 @@ class SimNode(Node):
         width, height = self.cam_size
         for name, (image_pub, info_pub, info) in self.cameras.items():
             info.header.stamp = stamp
-            if self._listening.get(name, True):
+            if self._listening[name]:
                 pixels = self.sim.render(name, width, height)
                 image = Image(height=height, width=width, encoding='rgb8', is_bigendian=0,
                               step=3 * width, data=pixels.tobytes())
                 image.header = info.header
                 image_pub.publish(image)
-            if self._listening.get(name + '/info', True):
+            if self._listening[name + '/info']:
                 info_pub.publish(info)
 
     def _publish_diagnostics(self) -> None:
