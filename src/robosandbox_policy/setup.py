@@ -21,10 +21,10 @@ setup(
         'console_scripts': [
             'policy_node = robosandbox_policy.policy_node:main',
             'episode_runner = robosandbox_policy.episode_runner:main',
-            'recorder_node = robosandbox_data.recorder_node:main',
         ],
         'robosandbox.commands': [
             'migrate-checkpoint = robosandbox_policy.migrate:add_command',
+            'eval = robosandbox_policy.evaluation:add_command',
         ],
     },
 )
