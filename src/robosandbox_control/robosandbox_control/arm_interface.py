@@ -279,24 +279,30 @@ class ArmCommandInterface:
         self._node.get_logger().error(f'trajectory refused, holding: {why}')
 
     def _on_trajectory(self, traj: JointTrajectory) -> None:
-        refusal = self._refusal()
+        refusal = self.command(traj)
         if refusal:
             self._refuse(refusal)
-            return
+
+    def command(self, traj: JointTrajectory) -> str:
+        """Start ``traj`` as a streamed command, as received on ``joint_trajectory``
+        (the sim's lockstep step request brings one too); why it was refused, or ''."""
+        refusal = self._refusal()
+        if refusal:
+            return refusal
         if not traj.points:
             # control_msgs convention: an empty trajectory stops and holds.
             with self._lock:
                 self._follower.hold()
-            return
+            return ''
         try:
             plan = plan_from_msg(self._limits, traj)
             start = self._start_time(traj, plan.duration)
         except TrajectoryError as e:
-            self._refuse(str(e))
-            return
+            return str(e)
         with self._lock:
             self._stream_plan_id = self._follower.start(plan, start)
             self._stream_end = start + plan.duration
+        return ''
 
     def _on_home(self, _request, response: Trigger.Response) -> Trigger.Response:
         refusal = self._refusal()

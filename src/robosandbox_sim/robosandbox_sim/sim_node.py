@@ -75,6 +75,9 @@ class SimParameters(ArmParameters):
     visual_detail: float = parameter(0.003, 'Visual mesh simplification cell size, m; 0 keeps the full '
                                             'meshes.', read_only=True, range=(0.0, 0.1))
     start_paused: bool = parameter(False, 'Start with physics paused (use ~/pause and ~/step).', read_only=True)
+    lockstep: bool = parameter(False, 'Advance only through ~/step, one control tick per request (the policy '
+                                      "node's lockstep): results then do not depend on the machine's speed.",
+                               read_only=True)
 
 
 LISTENERS_PERIOD = 0.1    # s (wall) between looks at who reads each publication (see _listeners)
@@ -97,7 +100,7 @@ class SimNode(Node):
         robot = load_robot(p.robot, p.robot_model or None)
         self.sim = Simulation(robot, p.task, p.seed, p.visual_detail)
         self.rtf = p.real_time_factor
-        self._paused = p.start_paused
+        self._paused = p.start_paused or p.lockstep
 
         names = self.sim.joint_names
         lo, hi = self.sim.joint_limits()
@@ -149,6 +152,7 @@ class SimNode(Node):
         self._tf_cost: deque[float] = deque(maxlen=1000)          # s per /tf message built and sent
         self._tf_wall = 0.0                                       # perf_counter of the last /tf
         self._listeners_checked = -math.inf
+        self._published: dict[str, float] = {}    # sim time each scheduled publication last went out
         self._listening = self._listeners()
         watch(self, p, self._on_parameters)
         self._thread = threading.Thread(target=self._physics_loop, name='physics', daemon=True)
@@ -271,12 +275,15 @@ class SimNode(Node):
         if not self._paused:
             res.success, res.message = False, 'step is only allowed while paused (call ~/pause first)'
         else:
-            error = self._submit('step', int(req.steps))
-            res.success, res.message = not error, error or f'stepped {req.steps}'
+            error = self._submit('step', req)
+            res.success, res.message = not error, error or f'stepped to {self.sim.time:.3f} s'
         res.sim_time = time_msg(self.sim.time)
         return res
 
     def _on_pause(self, req: SetBool.Request, res: SetBool.Response):
+        if self.p.lockstep and not req.data:
+            res.success, res.message = False, 'lockstep: the sim advances only through ~/step'
+            return res
         self._paused = bool(req.data)
         res.success, res.message = True, 'paused' if self._paused else 'running'
         return res
@@ -295,12 +302,33 @@ class SimNode(Node):
                     self._publish_object_markers()     # a new task may bring other objects
                 self._sync_wall()
             else:
-                for _ in range(request.args[0]):
-                    self._step_once()
+                request.error = self._step_request(*request.args)
         except (TaskError, RobotDescriptionError, ValueError) as e:
             request.error = str(e)
         finally:
             request.done.set()
+
+    def _step_request(self, req: StepSim.Request) -> str:
+        """A ~/step request: command, steps, then the observation (see StepSim.srv)."""
+        if req.trajectory.points:
+            refusal = self.commands.command(req.trajectory)
+            if refusal:
+                self.commands.refused += 1
+                return f'trajectory refused: {refusal}'
+        until = req.until.sec + 1e-9 * req.until.nanosec
+        steps = int(req.steps)
+        if until > 0.0:
+            steps = max(steps, math.ceil((until - self.sim.time) / self.sim.timestep - 1e-6))
+        for _ in range(steps):
+            self._step_once()
+        if req.observe:
+            t = self.sim.time
+            for kind in ('joints', 'status', 'camera'):
+                if self._published.get(kind) != t:
+                    self._next[kind] = t
+            self._next_event = t
+            self._publish_due(time.perf_counter())
+        return ''
 
     def _sync_wall(self) -> None:
         self._wall0, self._sim0 = time.perf_counter(), self.sim.time
@@ -322,13 +350,16 @@ class SimNode(Node):
             else:
                 n = 1
             self.sim.step(n)
-        stepped = time.perf_counter()
+        if self.sim.time >= self._next_event:
+            self._publish_due(time.perf_counter())
+
+    def _publish_due(self, stepped: float) -> None:
+        """Publish what is due at the current sim time; ``stepped``: perf_counter of the step."""
         t = self.sim.time
-        if t < self._next_event:
-            return
         stamp = time_msg(t)
         due = [k for k, when in self._next.items() if t >= when - 1e-9]
         for k in due:
+            self._published[k] = t
             # Next period; after a stall (reset, slow render) skip, don't burst.
             self._next[k] = max(self._next[k] + self._periods[k], t + 0.5 * self._periods[k])
         if stepped - self._listeners_checked > LISTENERS_PERIOD:
@@ -425,7 +456,12 @@ class SimNode(Node):
                     diag_wall, diag_sim = now, self.sim.time
                     self._publish_diagnostics()
                 if self._paused:
-                    time.sleep(0.002)
+                    # Wait for a request rather than poll: in lockstep a step request
+                    # is on every control tick's path.
+                    try:
+                        self._handle(self._requests.get(timeout=0.02))
+                    except queue.Empty:
+                        pass
                     self._sync_wall()
                     continue
                 self._step_once(batch=True)

@@ -22,7 +22,7 @@ from tf2_msgs.msg import TFMessage
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robosandbox_cli.processes import NodeProcess
-from robosandbox_control.arm_interface import to_seconds
+from robosandbox_control.arm_interface import time_msg, to_seconds
 from robosandbox_control import clients
 from robosandbox_control.clients import trajectory_msg
 from robosandbox_control.qos import LATCHED_QOS, TF_QOS
@@ -295,6 +295,33 @@ def test_pause_and_step(client):
     stepped = wait_future(client, client.step.call_async(StepSim.Request(steps=50)))
     assert stepped.success
     assert to_seconds(stepped.sim_time) - to_seconds(before) == pytest.approx(0.1, abs=1e-6)
+
+    # Lockstep's request: a command, steps up to a time, then the observation stamped there.
+    now = to_seconds(stepped.sim_time)
+    before_pan = latest_positions(client)['shoulder_pan']
+    target = dict(latest_positions(client), shoulder_pan=before_pan + 0.3)
+    until = now + 0.0333                                    # not a whole number of 2 ms steps
+    for kind in ('joints', 'status', 'image'):
+        client.msgs[kind].clear()
+    observed = wait_future(client, client.step.call_async(StepSim.Request(
+        trajectory=trajectory_msg(list(target), [(0.5, list(target.values()))]),
+        until=time_msg(until), observe=True)))
+    assert observed.success, observed.message
+    end = to_seconds(observed.sim_time)
+    assert until <= end < until + 0.002 + 1e-9               # rounded up to a whole physics step
+    for kind in ('joints', 'status', 'image'):   # each published at the final time, once
+        assert spin_until(client, lambda k=kind: any(
+            to_seconds(m.header.stamp) == pytest.approx(end, abs=1e-9) for m in client.msgs[k]), 5.0), kind
+    spin_for(client, 0.2)
+    assert [to_seconds(m.header.stamp) for m in client.msgs['joints']].count(
+        pytest.approx(end, abs=1e-9)) == 1
+    assert latest_positions(client)['shoulder_pan'] > before_pan + 1e-3    # the command runs
+    # A refused command fails the request and nothing steps.
+    bad = dict(target, shoulder_pan=float('nan'))
+    refused = wait_future(client, client.step.call_async(StepSim.Request(
+        trajectory=trajectory_msg(list(bad), [(0.5, list(bad.values()))]), steps=10)))
+    assert not refused.success and 'trajectory refused' in refused.message
+    assert to_seconds(refused.sim_time) == pytest.approx(end, abs=1e-9)
     assert wait_future(client, client.pause.call_async(SetBool.Request(data=False))).success
     refused = wait_future(client, client.step.call_async(StepSim.Request(steps=5)))
     assert not refused.success and 'only allowed while paused' in refused.message
