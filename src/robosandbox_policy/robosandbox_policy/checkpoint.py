@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import json
+import os
 from pathlib import Path
 import re
 
@@ -96,7 +97,7 @@ class LoadedCheckpoint:
     preprocessor: object           # PolicyProcessorPipeline
     postprocessor: object
     state_stats: dict | None       # normalisation stats of observation.state, if any
-    fps: float | None              # from train_config.json, when it records one
+    fps: float | None              # the rate it was trained for, when known (see _fps)
 
 
 def load(ref: str, device: str = 'cpu', check=None) -> LoadedCheckpoint:
@@ -144,6 +145,10 @@ def _state_stats(preprocessor) -> dict | None:
 
 
 def _fps(directory: Path) -> float | None:
+    """The control rate the policy was trained for: the eval env's fps in
+    train_config.json, else the fps of the training dataset (its ``root``, or
+    LeRobot's cache of its repo id), when that dataset is at hand. LeRobot's
+    training config records no fps of its own."""
     path = directory / 'train_config.json'
     if not path.is_file():
         return None
@@ -151,8 +156,19 @@ def _fps(directory: Path) -> float | None:
         train = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    for section in ('env', 'dataset'):
-        fps = (train.get(section) or {}).get('fps')
+    fps = (train.get('env') or {}).get('fps')
+    if isinstance(fps, (int, float)) and fps > 0:
+        return float(fps)
+    dataset = train.get('dataset') or {}
+    roots = [Path(dataset['root']).expanduser()] if dataset.get('root') else []
+    if dataset.get('repo_id'):
+        home = Path(os.environ.get('HF_LEROBOT_HOME', Path.home() / '.cache' / 'huggingface' / 'lerobot'))
+        roots.append(home.expanduser() / dataset['repo_id'])
+    for root in roots:
+        try:
+            fps = json.loads((root / 'meta' / 'info.json').read_text()).get('fps')
+        except (OSError, json.JSONDecodeError, AttributeError):
+            continue
         if isinstance(fps, (int, float)) and fps > 0:
             return float(fps)
     return None

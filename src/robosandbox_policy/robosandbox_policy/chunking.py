@@ -8,6 +8,10 @@ quarter to spare, plus one tick (on a shared CPU an inference can take several
 times its median). A
 chunk that arrives ``k`` ticks after its observation was taken starts at its
 ``k``-th action, so the actions stay aligned with time.
+
+``synchronous`` (lockstep, where the sim waits for the policy) infers in line
+instead, once the queue is empty, as LeRobot's ``select_action`` does: the
+actions then depend on the observations only, never on the machine's speed.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from robosandbox_policy.policy import PolicyError
 
 class ChunkRunner:
     def __init__(self, infer: Callable[[Observation], np.ndarray], period: float,
-                 name: str = 'policy-inference'):
+                 name: str = 'policy-inference', synchronous: bool = False):
         self._infer = infer
         self.period = period
+        self.synchronous = synchronous
         self._queue: deque[np.ndarray] = deque()
         self._cond = threading.Condition()
         self._request: tuple[int, int, Observation] | None = None    # (generation, tick, obs)
@@ -60,6 +65,16 @@ class ChunkRunner:
 
     def next(self, obs: Observation, tick: int) -> np.ndarray | None:
         """The action for control tick ``tick``, or None when none is ready."""
+        if self.synchronous:
+            if not self._queue:
+                start = time.perf_counter()
+                try:
+                    chunk = np.atleast_2d(self._infer(obs))
+                except Exception as e:  # noqa: BLE001 - the run stops, naming it
+                    raise PolicyError(f'inference failed: {e!r}') from e
+                self.inference_times.append(time.perf_counter() - start)
+                self._queue = deque(chunk)
+            return self._queue.popleft()
         with self._cond:
             if self._error is not None:
                 error, self._error = self._error, None

@@ -40,7 +40,8 @@ class CheckpointPolicy:
 
     def __init__(self, ref: str, joint_names, gripper_joint: str,
                  gripper_range: tuple[float, float], units: str = 'auto', image_topics=(),
-                 device: str = 'cpu', torch_threads: int = 0, rate: float = 0.0):
+                 device: str = 'cpu', torch_threads: int = 0, rate: float = 0.0,
+                 synchronous: bool = False):
         import torch
 
         if torch_threads > 0:
@@ -59,6 +60,12 @@ class CheckpointPolicy:
         self.loaded = loaded
         config = loaded.config
         self.fps = loaded.fps
+        if not rate and not self.fps:
+            # A chunk of actions timed at the wrong rate plays the motion too fast or too slow.
+            raise checkpoint.CheckpointError(
+                f'{loaded.directory} does not say the rate it was trained at (train_config.json has no '
+                'env fps, and its dataset\'s meta/info.json is not at hand): give it, rate:=<the '
+                "dataset's fps>")
 
         n = len(self.joint_names)
         with warnings.catch_warnings(record=True) as caught:
@@ -79,7 +86,8 @@ class CheckpointPolicy:
                          and hasattr(config, 'n_action_steps')
                          and getattr(config, 'temporal_ensemble_coeff', None) is None)
         self.n_action_steps = getattr(config, 'n_action_steps', 1) if self._chunked else 1
-        self.runner = ChunkRunner(self.predict_chunk, 1.0 / control_rate(rate, self.fps))
+        self.runner = ChunkRunner(self.predict_chunk, 1.0 / control_rate(rate, self.fps),
+                                  synchronous=synchronous)
         self._warm_up()
         self.reset()
 

@@ -116,6 +116,8 @@ def migrate(source: str, output: Path | None = None) -> Path:
         policy.save_pretrained(staging)
         preprocessor.save_pretrained(staging)
         postprocessor.save_pretrained(staging)
+        if (directory / 'train_config.json').is_file():     # what says the rate it was trained at
+            shutil.copy2(directory / 'train_config.json', staging / 'train_config.json')
         staging.rename(output)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -11,6 +11,12 @@ for policies without cameras) that falls on a new point of the tick grid (one
 period apart from the run's first tick) triggers one tick, so a tick always
 acts on a fresh observation pair and ticks follow sim time when the sim runs
 slower or faster than real time.
+
+In lockstep (the sim's mode of the same name) the node drives the sim: each
+target goes out with a ``sim/step`` request that advances physics to the next
+tick and publishes the observation there, and the next tick waits for that
+observation; inference runs in line. No tick is missed and a run's result
+does not depend on how fast the machine is.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import numpy as np
 import rclpy
 from rclpy.task import Future
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -31,13 +38,15 @@ from rclpy.time import Time
 from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from robosandbox_control.arm_interface import to_seconds
+from robosandbox_control.arm_interface import time_msg, to_seconds
 from robosandbox_control.messages import diagnostic_array, diagnostic_status, OK
 from robosandbox_control.parameters import declare, parameter, watch
+from robosandbox_control.qos import IMAGE_QOS
 from robosandbox_control.spinning import init, shutdown, spin_node
 from robosandbox_description.robot import load_robot, RobotDescriptionError
 from robosandbox_msgs.action import RunPolicy
 from robosandbox_msgs.msg import TaskStatus
+from robosandbox_msgs.srv import StepSim
 from robosandbox_policy.checkpoint import CheckpointError
 from robosandbox_policy.embodiment import EmbodimentError
 from robosandbox_policy.factory import make_policy, PolicyOptions
@@ -71,6 +80,13 @@ class PolicyParameters:
                                         read_only=True, range=(0.0, 10.0))
     action_tolerance: float = parameter(0.02, 'rad beyond a joint limit an action may go (then clipped); '
                                               'further out stops the run.', range=(0.0, 1.0))
+    lockstep: bool = parameter(False, "Drive a sim in lockstep (its parameter of that name) through "
+                                      'step_service: every tick waits for the policy, none is missed.',
+                               read_only=True)
+    step_service: str = parameter('sim/step', "The sim's step service, for lockstep.", read_only=True)
+    lockstep_timeout: float = parameter(30.0, 'Lockstep: s (wall) to wait for a step and its observation '
+                                              'before the run stops with an error.', read_only=True,
+                                        range=(0.1, 3600.0))
 
 
 @dataclass
@@ -91,6 +107,8 @@ class _Run:
     success_known: bool = False
     success_since: float | None = None
     elapsed: float = 0.0
+    awaiting: float | None = None    # lockstep: sim time of the observation the next tick waits for
+    waiting_since: float = 0.0       # lockstep: time.monotonic() when the last step was requested
 
 
 def image_array(msg: Image) -> np.ndarray:
@@ -113,7 +131,7 @@ class PolicyNode(Node):
             units=p.units, image_topics=tuple(p.image_topics),
             joint_names=tuple(p.joint_names), device=p.device,
             torch_threads=p.torch_threads, rate=p.rate,
-            replay_lookahead=p.replay_lookahead))
+            replay_lookahead=p.replay_lookahead, lockstep=p.lockstep))
         for message in getattr(self.policy, 'warnings', []):
             self.get_logger().warning(message)
         self.rate = control_rate(p.rate, self.policy.fps)
@@ -147,16 +165,22 @@ class PolicyNode(Node):
         self.create_subscription(JointState, 'joint_states', self._on_joint_state, 10)
         self.create_subscription(TaskStatus, 'task_status', self._on_status, 10)
         for topic in topics:
+            # Lockstep waits for each image, so it must not be dropped.
             self.create_subscription(
                 Image, topic, lambda msg, t=topic: self._on_image(t, msg),
-                qos_profile_sensor_data)
+                IMAGE_QOS if p.lockstep else qos_profile_sensor_data)
+        self._step_client = self.create_client(StepSim, p.step_service) if p.lockstep else None
+        if p.lockstep:
+            # Wall clock: sim time stands still while the sim waits on us.
+            self.create_timer(1.0, self._watch_lockstep, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._server = ActionServer(
             self, RunPolicy, '~/run', execute_callback=self._execute,
             goal_callback=self._on_goal, cancel_callback=self._on_cancel)
         self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(
             f'policy {p.policy!r} at {self.rate:g} Hz; joints {list(self.policy.joint_names)}'
-            + (f'; images {self.policy.image_topics}' if topics else ''))
+            + (f'; images {self.policy.image_topics}' if topics else '')
+            + (f'; lockstep through {p.step_service}' if p.lockstep else ''))
 
     # --- inputs -----------------------------------------------------------------
 
@@ -171,17 +195,23 @@ class PolicyNode(Node):
             self._joint_index = [names.index(j) for j in self.policy.joint_names]
             self._joint_index_names = names
         self._joint_state = msg
-        if self._trigger_topic is None:
+        if self.p.lockstep:
+            self._lockstep_input(arrived)
+        elif self._trigger_topic is None:
             self._tick(to_seconds(msg.header.stamp), arrived)
 
     def _on_image(self, topic: str, msg: Image) -> None:
         arrived = time.perf_counter()
         self._images[topic] = msg
-        if topic == self._trigger_topic:
+        if self.p.lockstep:
+            self._lockstep_input(arrived)
+        elif topic == self._trigger_topic:
             self._tick(to_seconds(msg.header.stamp), arrived)
 
     def _on_status(self, msg: TaskStatus) -> None:
         self._status = msg
+        if self.p.lockstep:
+            self._lockstep_input(time.perf_counter())
 
     # --- runs -------------------------------------------------------------------
 
@@ -208,11 +238,19 @@ class PolicyNode(Node):
         self.policy.reset()
         self._run = run
         self.get_logger().info(f'run started: {run.task!r}')
+        if self.p.lockstep:
+            if not self._step_client.service_is_ready():
+                self._finish(run, RunPolicy.Result.POLICY_ERROR,
+                             f'lockstep: no {self._step_client.srv_name} service (is the sim in lockstep?)')
+            else:
+                self._step(run, JointTrajectory(), steps=1)   # one step: an observation newer than any
         await run.done
         result = RunPolicy.Result(
             end_reason=run.end_reason, reason=run.reason, success=run.success,
             success_known=run.success_known, steps=run.steps, missed_ticks=run.missed,
-            elapsed=run.elapsed)
+            elapsed=run.elapsed,
+            time_to_success=(run.success_since - run.start
+                             if run.end_reason == RunPolicy.Result.SUCCEEDED else -1.0))
         if run.end_reason == RunPolicy.Result.CANCELED:
             goal_handle.canceled()
         elif run.end_reason == RunPolicy.Result.POLICY_ERROR:
@@ -267,36 +305,42 @@ class PolicyNode(Node):
             # camera at 34, 68, 100 ms...) then neither skip nor double a tick.
             index = round((stamp - run.start) / self.period)
             if index <= run.index:
+                if self.p.lockstep:    # cannot happen with the sim's steps; never wait forever
+                    self._step(run, JointTrajectory(), until=run.start + (run.index + 1) * self.period)
                 return
-            if run.acted:
+            if run.acted and not self.policy.done:
                 run.missed += index - run.index - 1
                 run.late += index - run.index - 1
+        action = None
         try:
             obs = self._observation(run, stamp)      # refuses images it cannot read
             if obs is None:
+                if self.p.lockstep:
+                    self._step(run, JointTrajectory(), steps=1)   # not all there yet: look again
                 return
             if run.start is None:
                 run.start = stamp
             run.index = index
             run.elapsed = stamp - run.start
             self._update_success(run, stamp)
-            before = time.perf_counter()
-            action = self.policy.act(obs)
-            act_time = time.perf_counter() - before
+            if not self.policy.done:     # a finished replay holds while its success is confirmed
+                before = time.perf_counter()
+                action = self.policy.act(obs)
+                act_time = time.perf_counter() - before
+                if action is None and run.acted:
+                    run.missed += 1
         except PolicyError as e:
             self.get_logger().error(f'{e}; run stopped, the arm holds')
             self._finish(run, RunPolicy.Result.POLICY_ERROR, f'policy failed: {e}')
             return
-        if action is None:
-            if run.acted:
-                run.missed += 1
-        else:
+        command = JointTrajectory()
+        if action is not None:
             error = self._check(action)
             if error:
                 self.get_logger().error(f'{error}; run stopped, the arm holds')
                 self._finish(run, RunPolicy.Result.POLICY_ERROR, error)
                 return
-            self._publish(np.clip(action, self.lower, self.upper), stamp)
+            command = self._command(np.clip(action, self.lower, self.upper), stamp)
             run.acted = True
             run.steps += 1
             self.act_times.append(act_time)
@@ -304,6 +348,8 @@ class PolicyNode(Node):
             run.goal_handle.publish_feedback(RunPolicy.Feedback(
                 step=run.steps, elapsed=run.elapsed, success=run.success))
         self._check_end(run)
+        if self.p.lockstep and self._run is run:
+            self._step(run, command, until=run.start + (run.index + 1) * self.period)
 
     def _check(self, action: np.ndarray) -> str:
         if action.shape != (len(self.policy.joint_names),):
@@ -317,20 +363,25 @@ class PolicyNode(Node):
             return f'policy produced out-of-range targets {bad}'
         return ''
 
-    def _publish(self, action: np.ndarray, stamp: float) -> None:
+    def _command(self, action: np.ndarray, stamp: float) -> JointTrajectory:
+        """The target as a one-point trajectory over one period (the backend
+        interpolates between ticks), published unless in lockstep (then it goes with
+        the step request); and again on ``~/action``, stamped with the observation it
+        answers, for recordings."""
         msg = JointTrajectory()
         # Stamp 0: start on arrival, whatever the inference took (a stamp in the past
         # would make the backend skip, or refuse, what is already due).
         msg.joint_names = list(self.policy.joint_names)
         point = JointTrajectoryPoint()
         point.positions = action.tolist()
-        # Reach each target over one period: the backend interpolates between ticks.
         point.time_from_start.nanosec = int(self.period * 1e9)
         msg.points = [point]
-        self.cmd_pub.publish(msg)
+        if not self.p.lockstep:
+            self.cmd_pub.publish(msg)
         record = JointState(name=msg.joint_names, position=point.positions)
         record.header.stamp = Time(nanoseconds=round(stamp * 1e9)).to_msg()
         self.action_pub.publish(record)
+        return msg
 
     def _update_success(self, run: _Run, stamp: float) -> None:
         status = self._status
@@ -345,15 +396,58 @@ class PolicyNode(Node):
 
     def _check_end(self, run: _Run) -> None:
         goal, result = run.goal_handle.request, RunPolicy.Result
-        if goal.stop_on_success and run.success_since is not None \
-                and run.elapsed - (run.success_since - run.start) >= goal.success_hold:
+        confirming = goal.stop_on_success and run.success_since is not None
+        if confirming and run.elapsed - (run.success_since - run.start) >= goal.success_hold:
             self._finish(run, result.SUCCEEDED, 'task succeeded')
-        elif self.policy.done:
+        elif self.policy.done and not confirming:
             self._finish(run, result.POLICY_DONE, 'policy done')
         elif goal.max_steps and run.steps >= goal.max_steps:
             self._finish(run, result.MAX_STEPS, f'{goal.max_steps} steps')
         elif goal.max_duration > 0 and run.elapsed >= goal.max_duration:
             self._finish(run, result.MAX_DURATION, f'{goal.max_duration:g} s')
+
+    # --- lockstep -------------------------------------------------------------------
+
+    def _step(self, run: _Run, command: JointTrajectory, until: float = 0.0, steps: int = 0) -> None:
+        """Ask the sim to apply ``command``, step to ``until`` and publish the observation there."""
+        request = StepSim.Request(trajectory=command, steps=steps, observe=True)
+        if until > 0.0:
+            request.until = time_msg(until)
+        run.awaiting, run.waiting_since = None, time.monotonic()
+        self._step_client.call_async(request).add_done_callback(
+            lambda future: self._on_stepped(run, future))
+
+    def _on_stepped(self, run: _Run, future) -> None:
+        if self._run is not run:
+            return
+        response = future.result()
+        if response is None or not response.success:
+            why = response.message if response is not None else 'no response'
+            self.get_logger().error(f'lockstep: the sim did not step: {why}; run stopped')
+            self._finish(run, RunPolicy.Result.POLICY_ERROR, f'sim step failed: {why}')
+            return
+        run.awaiting = to_seconds(response.sim_time)
+        self._lockstep_input(time.perf_counter())    # the observation may have come first
+
+    def _lockstep_input(self, arrived: float) -> None:
+        """Tick once every input of the awaited observation has arrived."""
+        run = self._run
+        if run is None or run.awaiting is None:
+            return
+        t = run.awaiting - 1e-9
+        inputs = [self._joint_state, self._status,
+                  *(self._images.get(topic) for topic in self.policy.image_topics.values())]
+        if all(m is not None and to_seconds(m.header.stamp) >= t for m in inputs):
+            run.awaiting = None
+            self._tick(to_seconds(self._joint_state.header.stamp), arrived)
+
+    def _watch_lockstep(self) -> None:
+        run = self._run
+        if run is not None and time.monotonic() - run.waiting_since > self.p.lockstep_timeout:
+            what = 'the observation' if run.awaiting is not None else f'{self._step_client.srv_name}'
+            self.get_logger().error(f'lockstep: no answer from {what} in {self.p.lockstep_timeout:g} s')
+            self._finish(run, RunPolicy.Result.POLICY_ERROR,
+                         f'lockstep: {what} did not come within {self.p.lockstep_timeout:g} s')
 
     # --- diagnostics ----------------------------------------------------------------
 

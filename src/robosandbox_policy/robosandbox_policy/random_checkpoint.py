@@ -7,6 +7,7 @@ small spread, so the arm twitches around it instead of slamming into limits.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,12 @@ import numpy as np
 
 def write_random_act(directory: str | Path, cameras: dict[str, tuple[int, int]],
                      center: np.ndarray, spread: float = 0.02, seed: int = 0,
-                     **config) -> Path:
+                     fps: float | None = 30.0, **config) -> Path:
     """ACT with one image input per camera ``{name: (height, width)}`` and a state and
     action the size of ``center`` (in the units the stats should have).
 
+    ``fps`` goes into a train_config.json as its eval env's rate (None: no
+    train_config.json, as a checkpoint copied without it).
     ``config`` overrides ACTConfig fields (e.g. ``dim_model=64`` for a small one).
     """
     import torch
@@ -48,4 +51,7 @@ def write_random_act(directory: str | Path, cameras: dict[str, tuple[int, int]],
     policy.save_pretrained(directory)
     preprocessor.save_pretrained(directory)
     postprocessor.save_pretrained(directory)
+    if fps is not None:
+        (directory / 'train_config.json').write_text(json.dumps(
+            {'dataset': None, 'env': {'fps': fps}, 'note': 'untrained: written by write_random_act'}))
     return directory

@@ -78,6 +78,7 @@ def write_legacy_copy(checkpoint: Path, directory: Path) -> Path:
                 weights[f'{prefix}.buffer_{feature.replace(".", "_")}.{stat}'] = \
                     torch.as_tensor(np.asarray(stats[stat])).clone().contiguous()
     directory.mkdir(parents=True)
+    shutil.copy2(checkpoint / 'train_config.json', directory / 'train_config.json')
     (directory / 'config.json').write_text(json.dumps(legacy))
     save_file(weights, directory / 'model.safetensors')
     return directory

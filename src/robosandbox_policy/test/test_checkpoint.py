@@ -135,3 +135,30 @@ def test_features_without_a_topic_fail_at_configure(tmp_path, act_checkpoint):
         (d / 'config.json').write_text(json.dumps(config))
     with pytest.raises(EmbodimentError, match='observation.environment_state'):
         make_policy(broken_copy(act_checkpoint, tmp_path, add_env_state))
+
+
+def test_the_control_rate_comes_from_the_training_data_or_is_refused(tmp_path, act_checkpoint, monkeypatch):
+    # LeRobot's train_config.json records no fps of its own: without an env, the rate
+    # is the training dataset's, read from its meta/info.json when it is at hand.
+    checkpoint = tmp_path / 'act'
+    shutil.copytree(act_checkpoint, checkpoint)
+    dataset = tmp_path / 'datasets' / 'me' / 'picks'
+    (dataset / 'meta').mkdir(parents=True)
+    (dataset / 'meta' / 'info.json').write_text(json.dumps({'fps': 15, 'codebase_version': 'v3.0'}))
+    train = {'dataset': {'repo_id': 'me/picks', 'root': str(dataset)}, 'env': None}
+    (checkpoint / 'train_config.json').write_text(json.dumps(train))
+    policy = make_policy(checkpoint)
+    assert policy.fps == 15.0 and policy.runner.period == pytest.approx(1 / 15)
+    policy.close()
+    # By repo id, in LeRobot's dataset cache.
+    train['dataset']['root'] = None
+    (checkpoint / 'train_config.json').write_text(json.dumps(train))
+    monkeypatch.setenv('HF_LEROBOT_HOME', str(tmp_path / 'datasets'))
+    assert load(str(checkpoint)).fps == 15.0
+    # Dataset gone: refuse to guess, unless the user says.
+    shutil.rmtree(dataset)
+    with pytest.raises(CheckpointError, match=r'does not say the rate it was trained at .* rate:='):
+        make_policy(checkpoint)
+    policy = make_policy(checkpoint, rate=20.0)
+    assert policy.fps is None and policy.runner.period == pytest.approx(1 / 20)
+    policy.close()

@@ -112,3 +112,51 @@ def test_inference_errors_stop_the_run_and_reset_drops_stale_chunks():
         assert runner.next(obs(0, (7, 0)), 1)[0] == pytest.approx(8)
     finally:
         runner.close()
+
+
+def write_dataset(root, names, episodes):
+    """A LeRobot v3 dataset's meta/info.json and one data file: ``episodes`` is
+    ``{index: (timestamps, actions)}``."""
+    import json
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    (root / 'meta').mkdir(parents=True)
+    (root / 'meta' / 'info.json').write_text(json.dumps({
+        'codebase_version': 'v3.0', 'fps': 30, 'total_episodes': len(episodes),
+        'features': {'action': {'dtype': 'float32', 'shape': [len(names)], 'names': names}}}))
+    rows = [(i, t, a) for i, (times, actions) in episodes.items() for t, a in zip(times, actions)]
+    (root / 'data' / 'chunk-000').mkdir(parents=True)
+    pq.write_table(pa.table({'episode_index': [r[0] for r in rows], 'timestamp': [r[1] for r in rows],
+                             'action': [list(r[2]) for r in rows]}),
+                   root / 'data' / 'chunk-000' / 'file-000.parquet')
+
+
+def test_a_lerobot_dataset_episode_replays_in_radians(tmp_path):
+    from robosandbox_policy.replay import read_source
+    names = ['shoulder_pan.pos', 'gripper.pos']
+    write_dataset(tmp_path / 'd', names, {0: ([0.0, 1 / 30], [[0.0, 0.0], [1.0, 1.0]]),
+                                          1: ([0.0, 1 / 30, 2 / 30], [[90.0, 0.0], [-90.0, 50.0], [0.0, 100.0]])})
+    joints, times, positions = read_source(f'{tmp_path / "d"}#1', 'gripper', (-0.2, 1.8))
+    assert joints == ('shoulder_pan', 'gripper')
+    np.testing.assert_allclose(times, [0.0, 1 / 30, 2 / 30])
+    np.testing.assert_allclose(positions[:, 0], [np.pi / 2, -np.pi / 2, 0.0])
+    np.testing.assert_allclose(positions[:, 1], [-0.2, 0.8, 1.8])      # 0-100 across the gripper's range
+    with pytest.raises(TrajectoryFileError, match='no episode 5'):
+        read_source(f'{tmp_path / "d"}#5')
+    with pytest.raises(TrajectoryFileError, match='must be an index'):
+        read_source(f'{tmp_path / "d"}#first')
+    with pytest.raises(TrajectoryFileError, match='needs a LeRobot dataset'):
+        read_source(f'{tmp_path}#0')
+
+
+def test_a_synchronous_runner_infers_in_line_once_the_chunk_is_spent():
+    # Lockstep: every tick gets an action, chunks start at the tick that asked.
+    calls = []
+
+    def infer(obs):
+        calls.append(obs.time)
+        return np.arange(3)[:, None] + 10 * len(calls) + np.zeros((3, 2))
+    runner = ChunkRunner(infer, 1 / 30, synchronous=True)
+    actions = [runner.next(Observation(time=float(t), joint_positions=np.zeros(2)), t)[0] for t in range(7)]
+    assert actions == [10, 11, 12, 20, 21, 22, 30] and calls == [0.0, 3.0, 6.0]
+    runner.close()
