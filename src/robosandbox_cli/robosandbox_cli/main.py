@@ -39,19 +39,31 @@ def cmd_launch(args: argparse.Namespace) -> int:
             print(f"  {a.name}:={a.default!r}  {a.description}")
         return 0
     given = _launch_arguments(args.arguments)
-    commands = []
-    for node, ros_args in bringup.commands(given):
-        commands.append((node.name, resolve_executable(node.package, node.executable) + ros_args))
-    environment_variables = bringup.environment_variables(given)
     if args.print:
+        commands, environment_variables = _processes(bringup, given)
         # One shell command per node, each run in its own terminal (or with & ... wait).
         exports = [f'export {name}={shlex.quote(value)}' for name, value in environment_variables.items()]
         print('\n'.join(exports))
         for name, argv in commands:
             print(f'# {name}\n{shlex.join(argv)}')
         return 0
+    return run_bringup(bringup, given, duration=args.duration)
+
+
+def _processes(bringup, given: dict[str, str]):
+    commands = [(node.name, resolve_executable(node.package, node.executable) + ros_args)
+                for node, ros_args in bringup.commands(given)]
+    return commands, bringup.environment_variables(given)
+
+
+def run_bringup(bringup, arguments: dict[str, str], duration: float | None = None) -> int:
+    """Run ``bringup`` (a name or a loaded one) with launch ``arguments`` to its end:
+    what ``robosandbox launch`` does, for other commands (``robosandbox eval``)."""
+    if isinstance(bringup, str):
+        bringup = load_bringup(bringup)
+    commands, environment_variables = _processes(bringup, arguments)
     os.environ.update(environment_variables)
-    return run_group(commands, duration=args.duration)
+    return run_group(commands, duration=duration)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -91,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     # Launch arguments may come after options too (`launch sim --print task:=x`): argparse
     # would stop the name:=value list at the first option.
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command == 'launch' and all(':=' in e for e in extra):
+    if extra and isinstance(getattr(args, 'arguments', None), list) and all(':=' in e for e in extra):
         args.arguments += extra
     elif extra:
         parser.error(f'unrecognized arguments: {" ".join(extra)}')

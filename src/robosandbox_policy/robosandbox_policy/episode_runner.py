@@ -2,14 +2,21 @@
 
 A client of ``sim/reset`` (or, on hardware, ``home``) and ``policy/run`` (and, when ``recorder`` is set, of
 the recorder's ``start``/``stop``: each run is one recorded episode), it is
-what makes ``sim_policy`` and ``sim_record`` jobs that end: one line per
-episode, a summary line, exit status 0 once all episodes ran (whatever their
-verdicts), 1 if the sim, the policy or the recorder failed.
+what makes ``sim_policy``, ``sim_record`` and ``sim_eval`` jobs that end: one
+line per episode, a summary line, exit status 0 once all episodes ran (whatever
+their verdicts), 1 if the sim, the policy or the recorder failed. With
+``results_dir`` it writes episodes.jsonl and summary.json there
+(:mod:`robosandbox_policy.evaluation`), with ``video`` one mp4 per episode.
+
+An episode succeeds when the run ended because the task's success held for
+``success_hold`` (RunPolicy SUCCEEDED), never merely because success was
+reported at some moment: a run the policy node stopped on a bad target fails.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 import time
 
 import rclpy
@@ -19,10 +26,11 @@ from rclpy.node import Node
 from std_srvs.srv import Trigger
 
 from robosandbox_control.parameters import declare, parameter
-from robosandbox_control.clients import ActionRefused, run_goal
+from robosandbox_control.clients import ActionRefused, send_goal
 from robosandbox_control.spinning import init, shutdown, spin_for, wait_future
 from robosandbox_msgs.action import RunPolicy
 from robosandbox_msgs.srv import ResetSim, StartEpisode, StopEpisode
+from robosandbox_policy.evaluation import EpisodeResult, ResultsWriter
 from robosandbox_sim.task import load_task, TaskError
 
 def _one_of(*choices):
@@ -56,6 +64,24 @@ class RunnerParameters:
                                           'to appear, s; a policy node that is up but still loading its '
                                           'checkpoint is waited for as long as it stays up.', read_only=True,
                                     range=(0.0, 3600.0))
+    results_dir: str = parameter('', "Directory for episodes.jsonl and summary.json; '' = none.", read_only=True)
+    video: str = parameter('', "Camera whose images become <results_dir>/videos/<episode>.mp4; '' = none.",
+                           read_only=True)
+
+
+def verdict(result: RunPolicy.Result) -> str:
+    """SUCCESS only when success held to the end (SUCCEEDED); UNKNOWN when no task
+    status came (hardware: a person judges); else FAILURE."""
+    if result.end_reason == RunPolicy.Result.SUCCEEDED:
+        return 'SUCCESS'
+    if not result.success_known and result.end_reason != RunPolicy.Result.POLICY_ERROR:
+        return 'UNKNOWN'
+    return 'FAILURE'
+
+
+def progress_bar(done: int, total: int, width: int = 20) -> str:
+    filled = round(width * done / total) if total else width
+    return '[' + '#' * filled + '.' * (width - filled) + ']'
 
 
 class EpisodeRunner(Node):
@@ -72,6 +98,12 @@ class EpisodeRunner(Node):
             prefix = self.p.recorder.rstrip('/')
             self.recorder = (self.create_client(StartEpisode, f'{prefix}/start'),
                              self.create_client(StopEpisode, f'{prefix}/stop'))
+        self.results = ResultsWriter(self.p.results_dir) if self.p.results_dir else None
+        self.video = None
+        if self.p.video:
+            from robosandbox_policy.video import EpisodeVideo
+            self.video = EpisodeVideo(self, f'cameras/{self.p.video}/image_raw',
+                                      Path(self.p.results_dir or '.') / 'videos')
 
     def _wait_for_servers(self) -> None:
         timeout = self.p.wait_timeout
@@ -103,7 +135,7 @@ class EpisodeRunner(Node):
                 raise TimeoutError(f'no {node} node (for {self.p.run_action}) after {timeout:g} s')
             spin_for(self, 0.2)
 
-    def run_episode(self, seed: int) -> tuple[RunPolicy.Result, StopEpisode.Response | None]:
+    def run_episode(self, seed: int, index: int = 0) -> tuple[RunPolicy.Result, StopEpisode.Response | None]:
         if self.p.reset == 'sim':
             reset = wait_future(self, self.reset_client.call_async(
                 ResetSim.Request(task=self.p.task, seed=seed)))
@@ -120,11 +152,17 @@ class EpisodeRunner(Node):
                 task=self.task.name, instruction=instruction, seed=seed, policy=self.p.policy)))
             if not started.success:
                 raise RuntimeError(f'the recorder did not start: {started.message}')
-        result = self._run_policy(instruction)
+        if self.video:
+            self.video.start(f'episode_{index:04d}_seed_{seed}')
+        try:
+            result = self._run_policy(instruction)
+        finally:
+            if self.video:
+                self.video.stop()
         if not self.recorder:
             return result, None
         stopped = wait_future(self, self.recorder[1].call_async(StopEpisode.Request(
-            success=result.success, success_known=result.success_known,
+            success=verdict(result) == 'SUCCESS', success_known=verdict(result) != 'UNKNOWN',
             end_reason=result.reason)))
         return result, stopped
 
@@ -133,11 +171,21 @@ class EpisodeRunner(Node):
             task=instruction,
             max_duration=self.p.max_duration or self.task.time_limit,
             stop_on_success=True, success_hold=self.p.success_hold)
-        timeout = 3.0 * goal.max_duration + 30.0   # generous: sim time may run slower than wall
+        # Wait by progress, not by a fixed time: sim time may run much slower than
+        # wall time (lockstep with a slow policy), but a run that is alive sends
+        # feedback every tick it acts.
+        last_progress = [time.monotonic()]
         try:
-            return run_goal(self, self.run_client, goal, timeout, server_timeout=self.p.wait_timeout)
+            handle = send_goal(self, self.run_client, goal, server_timeout=self.p.wait_timeout,
+                               feedback_callback=lambda _: last_progress.__setitem__(0, time.monotonic()))
         except ActionRefused as e:
             raise RuntimeError(f'{e} (is another run active?)') from None
+        future = handle.get_result_async()
+        while not future.done():
+            if time.monotonic() - last_progress[0] > self.p.wait_timeout + 2.0 * goal.success_hold:
+                raise RuntimeError(f'the policy run made no progress for {self.p.wait_timeout:g} s')
+            rclpy.spin_once(self, timeout_sec=0.1)
+        return future.result().result
 
     def run(self) -> int:
         self._wait_for_servers()
@@ -145,19 +193,28 @@ class EpisodeRunner(Node):
         successes = 0
         for i in range(episodes):
             seed = first_seed + i
-            result, recorded = self.run_episode(seed)
-            verdict = 'SUCCESS' if result.success else 'FAILURE'
-            if not result.success_known:
-                verdict = 'UNKNOWN'
-            successes += result.success
-            print(f'episode {i + 1}/{episodes} {self.task.name} seed {seed}: {verdict} '
-                  f'after {result.elapsed:.2f} s, {result.steps} steps ({result.reason})',
-                  flush=True)
+            result, recorded = self.run_episode(seed, i)
+            outcome = verdict(result)
+            successes += outcome == 'SUCCESS'
+            print(f'{progress_bar(i + 1, episodes)} episode {i + 1}/{episodes} {self.task.name} seed {seed}: '
+                  f'{outcome} after {result.elapsed:.2f} s, {result.steps} steps'
+                  + (f', {result.missed_ticks} missed ticks' if result.missed_ticks else '')
+                  + f' ({result.reason}); {successes}/{i + 1} so far', flush=True)
+            if self.results:
+                self.results.add(EpisodeResult(
+                    episode=i, seed=seed, success=outcome == 'SUCCESS', verdict=outcome,
+                    time_to_success=round(result.time_to_success, 4) if outcome == 'SUCCESS' else None,
+                    elapsed=round(result.elapsed, 4), steps=result.steps,
+                    missed_ticks=result.missed_ticks, end_reason=result.reason))
             if recorded is not None:
                 state = 'complete' if recorded.complete else f'INCOMPLETE ({recorded.message})'
                 print(f'  recorded {recorded.bag_path}: {state}, {recorded.messages} messages, '
                       f'{recorded.dropped} dropped', flush=True)
         print(f'summary: {successes}/{episodes} episodes succeeded on {self.task.name}', flush=True)
+        if self.results:
+            self.results.finish(policy=self.p.policy, task=self.task.name, first_seed=first_seed,
+                                success_hold=self.p.success_hold,
+                                max_duration=self.p.max_duration or self.task.time_limit)
         return 0
 
 
