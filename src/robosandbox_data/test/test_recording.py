@@ -300,6 +300,26 @@ def test_lerobot_units_match_lerobots_so101_convention(runs, tmp_path, dataset):
     assert d[:, 5].min() >= -1.0 and d[:, 5].max() <= 101.0       # gripper 0-100
 
 
+def test_export_keeps_the_cameras_asked_for_at_the_size_asked_for(runs, tmp_path, dataset):
+    # Train at 96x128 (here 60x80) without re-recording.
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    export([runs], tmp_path / 'small', ExportOptions(cameras=('/cameras/front/image_raw',),
+                                                      image_size=(60, 80), progress=False))
+    small = LeRobotDataset('local/small', root=tmp_path / 'small')
+    assert small.meta.video_keys == ['observation.images.front']
+    assert tuple(small.meta.features['observation.images.front']['shape']) == (60, 80, 3)
+    frame, full = small[small.num_frames // 2], LeRobotDataset('local/pick', root=dataset[0])[small.num_frames // 2]
+    assert tuple(frame['observation.images.front'].shape) == (3, 60, 80)
+    # The same picture, smaller: compare with the full-size frame shrunk the same way.
+    import cv2
+    shrunk = cv2.resize(full['observation.images.front'].permute(1, 2, 0).numpy(), (80, 60),
+                        interpolation=cv2.INTER_AREA)
+    assert np.abs(frame['observation.images.front'].permute(1, 2, 0).numpy() - shrunk).mean() < 0.05
+    from robosandbox_cli.main import main
+    with pytest.raises(SystemExit):
+        main(['export-lerobot', str(runs), str(tmp_path / 'x'), '--image-size', '96by128'])
+
+
 def test_dry_run_writes_nothing_and_append_adds_episodes(runs, tmp_path, dataset):
     target = tmp_path / 'grow'
     report = export([runs], target, ExportOptions(dry_run=True, progress=False))

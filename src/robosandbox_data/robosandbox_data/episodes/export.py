@@ -10,6 +10,7 @@ it is finalized.
 
 from __future__ import annotations
 
+import argparse
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 import os
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 import warnings
 
+import cv2
 import numpy as np
 
 from robosandbox_control.units import (
@@ -57,6 +59,7 @@ class ExportOptions:
     state_topic: str = '/joint_states'
     action_topic: str = ''           # '' = /policy/action if recorded, else /joint_trajectory
     cameras: tuple[str, ...] = ()    # image topics; () = every image topic of the bags
+    image_size: tuple[int, int] | None = None   # (height, width) to resize to; None = as recorded
     encoder_threads: int | None = None
 
 
@@ -139,13 +142,14 @@ def check_consistent(plans: list[EpisodePlan]) -> None:
             raise ExportError(f'{where}: cameras {plan.image_shapes} != {first.image_shapes}')
 
 
-def dataset_features(plan: EpisodePlan, units: JointUnits) -> dict:
+def dataset_features(plan: EpisodePlan, units: JointUnits, image_size: tuple[int, int] | None = None) -> dict:
     names = plan.joint_names if units.convention == ROS else lerobot_feature_names(plan.joint_names)
     vector = {'dtype': 'float32', 'shape': (len(names),), 'names': names}
     features = {STATE: dict(vector), ACTION: dict(vector)}
     for cam, shape in plan.image_shapes.items():
         features[IMAGE_FEATURE.format(cam)] = {
-            'dtype': 'video', 'shape': shape, 'names': ['height', 'width', 'channels']}
+            'dtype': 'video', 'shape': (*image_size, 3) if image_size else shape,
+            'names': ['height', 'width', 'channels']}
     return features
 
 
@@ -184,7 +188,11 @@ def _decoders(plan: EpisodePlan, units: JointUnits, options: ExportOptions) -> d
                                   f'{msg.width}x{msg.height} {msg.encoding} mid-episode')
             rows = np.asarray(msg.data, dtype=np.uint8).reshape(h, msg.step)[:, :w * 3]
             img = rows.reshape(h, w, 3)
-            return img[:, :, ::-1] if msg.encoding == 'bgr8' else img
+            img = img[:, :, ::-1] if msg.encoding == 'bgr8' else img
+            if options.image_size and options.image_size != (h, w):
+                # Area averaging: what the policy node does with a checkpoint's smaller input.
+                img = cv2.resize(np.ascontiguousarray(img), options.image_size[::-1], interpolation=cv2.INTER_AREA)
+            return img
         return image
 
     decoders = {options.state_topic: state, plan.action_topic: action}
@@ -380,7 +388,7 @@ def export(paths, dataset_dir: Path, options: ExportOptions = ExportOptions(),
     start = time.perf_counter()
     plans, skipped = plan_export(paths, options)
     units = _units(options, plans[0].joint_names)
-    features = dataset_features(plans[0], units)
+    features = dataset_features(plans[0], units, options.image_size)
     report = ExportReport(dataset_dir, plans, skipped, sum(p.frames for p in plans))
     if options.dry_run:
         return report
@@ -502,7 +510,7 @@ def _run(args) -> int:
         repo_id=args.repo_id or '', include_all=args.all, append=args.append,
         dry_run=args.dry_run, progress=not args.no_progress,
         state_topic=args.state_topic, action_topic=args.action_topic,
-        cameras=tuple(args.camera or ()))
+        cameras=tuple(args.camera or ()), image_size=args.image_size)
     try:
         report = export(args.inputs, args.dataset_dir, options)
     except (ExportError, EpisodeBagError) as e:
@@ -545,4 +553,13 @@ def add_command(subparsers) -> None:
                              '/joint_trajectory)')
     parser.add_argument('--camera', action='append', metavar='IMAGE_TOPIC',
                         help='export only these image topics (repeatable; default: all)')
+    parser.add_argument('--image-size', type=_image_size, metavar='HEIGHTxWIDTH',
+                        help='resize every camera to this size (e.g. 96x128: train small without re-recording)')
     parser.set_defaults(func=_run)
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    height, sep, width = text.lower().partition('x')
+    if not sep or not height.isdigit() or not width.isdigit() or int(height) < 1 or int(width) < 1:
+        raise argparse.ArgumentTypeError(f'{text!r} is not HEIGHTxWIDTH, e.g. 96x128')
+    return int(height), int(width)
