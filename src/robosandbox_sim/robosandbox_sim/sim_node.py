@@ -153,6 +153,8 @@ class SimNode(Node):
         self._tf_wall = 0.0                                       # perf_counter of the last /tf
         self._listeners_checked = -math.inf
         self._published: dict[str, float] = {}    # sim time each scheduled publication last went out
+        self._frames = dict.fromkeys(self.cameras, 0)          # images published, per camera
+        self._camera_rates: dict[str, tuple[float, float]] = {}   # per s of sim time, per s of wall time
         self._listening = self._listeners()
         watch(self, p, self._on_parameters)
         self._thread = threading.Thread(target=self._physics_loop, name='physics', daemon=True)
@@ -412,6 +414,7 @@ class SimNode(Node):
                               step=3 * width, data=pixels.tobytes())
                 image.header = info.header
                 image_pub.publish(image)
+                self._frames[name] += 1
             if self._listening[name + '/info']:
                 info_pub.publish(info)
 
@@ -425,8 +428,15 @@ class SimNode(Node):
             ('sim_time', f'{self.sim.time:.3f}'),
             ('task', self.sim.task.name), ('seed', self.sim.seed),
             ('refused_commands', self.commands.refused),
+            *self._camera_values(),
             *self._latency_values()))
         self.diag_pub.publish(diagnostic_array(time_msg(self.sim.time), [status]))   # one clock: sim time
+
+    def _camera_values(self) -> list[tuple[str, str]]:
+        """Images delivered in the last window, per second of sim time (the camera_rate
+        when none is skipped) and of wall time; 0 for a camera nobody subscribes to."""
+        return [(f'camera_{name}_hz', f'{sim_rate:.2f}') for name, (sim_rate, _) in self._camera_rates.items()] + \
+            [(f'camera_{name}_hz_wall', f'{wall_rate:.2f}') for name, (_, wall_rate) in self._camera_rates.items()]
 
     def _schedule_from(self, t: float) -> None:
         self._next = dict.fromkeys(self._periods, t)
@@ -446,6 +456,7 @@ class SimNode(Node):
         self._schedule_from(self.sim.time)
         self._sync_wall()
         diag_wall, diag_sim = time.perf_counter(), self.sim.time
+        frames = dict(self._frames)
         try:
             while self._running:
                 while not self._requests.empty():
@@ -453,6 +464,11 @@ class SimNode(Node):
                 now = time.perf_counter()
                 if now - diag_wall >= 1.0:
                     self._measured_rtf = (self.sim.time - diag_sim) / (now - diag_wall)
+                    sim_span = max(self.sim.time - diag_sim, 1e-9)
+                    self._camera_rates = {name: ((self._frames[name] - frames[name]) / sim_span,
+                                                 (self._frames[name] - frames[name]) / (now - diag_wall))
+                                          for name in self._frames}
+                    frames = dict(self._frames)
                     diag_wall, diag_sim = now, self.sim.time
                     self._publish_diagnostics()
                 if self._paused:

@@ -113,6 +113,11 @@ def test_diagnostics_and_joint_states_share_the_sim_clock(client):
     diag = to_seconds(diagnostics[-1].header.stamp)
     joints = to_seconds(client.msgs['joints'][-1].header.stamp)
     assert abs(diag - joints) < 2.0          # sim time; wall-clock time would be ~1.7e9 s away
+    # The delivered camera rates, per second of sim time: every frame of the 30 Hz front
+    # camera (subscribed here) rendered and sent; the wrist camera, unread, not rendered.
+    values = {v.key: v.value for v in diagnostics[-1].status[0].values}
+    assert 27.0 <= float(values['camera_front_hz']) <= 33.0, values
+    assert float(values['camera_wrist_hz']) == 0.0 and 'camera_front_hz_wall' in values
 
 
 def test_camera_image_and_info(client):
