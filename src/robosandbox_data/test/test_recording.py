@@ -401,7 +401,8 @@ def test_a_corrupt_bag_fails_the_export_naming_it(tmp_path, runs):
     assert_export_fails_cleanly([copy], tmp_path, re.escape(first.name) + '.*corrupt')
 
 
-def write_episode(path, frames=30, names=JOINTS, size=(120, 160), topics=('state', 'action', 'image')):
+def write_episode(path, frames=30, names=JOINTS, size=(120, 160), topics=('state', 'action', 'image'),
+                  camera_pause=range(0)):
     """A synthetic episode through the recorder's own writer."""
     writer = EpisodeWriter(path, EpisodeInfo(task='pick_cube', instruction='pick'))
     types = {'state': ('/joint_states', 'sensor_msgs/msg/JointState'),
@@ -420,7 +421,7 @@ def write_episode(path, frames=30, names=JOINTS, size=(120, 160), topics=('state
                 positions=[0.01 * i + 0.1] * len(names))])
             cmd.header.stamp.sec, cmd.header.stamp.nanosec = int(t), int(round(t % 1 * 1e9))
             writer.put('/joint_trajectory', stamp_ns, serialize_message(cmd))
-        if 'image' in topics:
+        if 'image' in topics and i not in camera_pause:
             img = Image(height=h, width=w, encoding='rgb8', step=w * 3, data=bytes(h * w * 3))
             img.header.stamp.sec, img.header.stamp.nanosec = int(t), int(round(t % 1 * 1e9))
             writer.put('/cameras/front/image_raw', stamp_ns, serialize_message(img))
@@ -432,6 +433,26 @@ def test_a_synthetic_episode_exports(tmp_path):
     write_episode(tmp_path / 'runs' / 'a')
     report = export([tmp_path / 'runs'], tmp_path / 'ds', ExportOptions(progress=False))
     assert report.frames == 30
+
+
+def test_each_episode_carries_its_streams_timing_and_a_gappy_one_is_refused(tmp_path, capsys):
+    # The camera pauses for 20 frames (0.7 s): the frames there would all repeat one image.
+    bag = write_episode(tmp_path / 'runs' / 'gappy', frames=60, camera_pause=range(20, 40))
+    stats = read_info(bag).topic_stats
+    assert stats['/joint_states']['count'] == 60 and stats['/joint_states']['rate_hz'] == pytest.approx(30.0)
+    assert stats['/joint_states']['jitter_ms'] < 0.01 and stats['/joint_states']['largest_gap_s'] == \
+        pytest.approx(1 / 30, abs=1e-3)
+    image = stats['/cameras/front/image_raw']
+    assert image['count'] == 40 and image['largest_gap_s'] == pytest.approx(21 / 30, abs=1e-3)
+    assert image['largest_gap_at'] == pytest.approx(1 + 19 / 30, abs=1e-3)
+    assert_export_fails_cleanly([tmp_path / 'runs'], tmp_path,
+                                r'episode gappy: /cameras/front/image_raw paused 0\.700 s at 1\.633 s, '
+                                r'more than --max-gap 0\.5 s')
+    assert export([tmp_path / 'runs'], tmp_path / 'ds', ExportOptions(max_gap=1.0, progress=False)).frames == 60
+    from robosandbox_cli.main import main
+    assert main(['inspect', str(bag)]) == 0
+    assert re.search(r'/cameras/front/image_raw +40 msgs .* jitter +\d+\.\d+ ms +largest gap 0\.700 s',
+                     capsys.readouterr().out)
 
 
 def test_an_empty_bag_fails_the_export(tmp_path):

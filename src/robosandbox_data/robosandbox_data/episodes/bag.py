@@ -49,6 +49,8 @@ class EpisodeInfo:
     dropped: int = 0
     dropped_by_topic: dict[str, int] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    # per topic: count, rate_hz, jitter_ms, largest_gap_s, largest_gap_at (see scan.stream_timing)
+    topic_stats: dict[str, dict] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:

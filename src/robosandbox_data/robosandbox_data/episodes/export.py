@@ -60,6 +60,7 @@ class ExportOptions:
     action_topic: str = ''           # '' = /policy/action if recorded, else /joint_trajectory
     cameras: tuple[str, ...] = ()    # image topics; () = every image topic of the bags
     image_size: tuple[int, int] | None = None   # (height, width) to resize to; None = as recorded
+    max_gap: float = 0.5             # s: an exported stream pausing longer refuses its episode
     encoder_threads: int | None = None
 
 
@@ -121,6 +122,13 @@ def plan_episode(scan: EpisodeScan, options: ExportOptions) -> EpisodePlan:
     if missing := [j for j in joint_names if j not in commanded]:
         raise ExportError(f'episode {name}: {action_topic} does not command {missing}')
     streams = {t: scan.topics[t].stamps for t in (state.topic, action.topic, *cameras.values())}
+    for topic in streams:
+        timing = scan.topics[topic].timing
+        if timing['largest_gap_s'] > options.max_gap:
+            raise ExportError(
+                f'episode {name}: {topic} paused {timing["largest_gap_s"]:.3f} s at '
+                f'{timing["largest_gap_at"]:.3f} s, more than --max-gap {options.max_gap:g} s: its frames '
+                'there would repeat one message. Re-record it, or pass --max-gap or --allow-gaps')
     try:
         times = frame_times(streams, options.fps)
         picks = {t: select(s, times, options.fps) for t, s in streams.items()}
@@ -510,7 +518,8 @@ def _run(args) -> int:
         repo_id=args.repo_id or '', include_all=args.all, append=args.append,
         dry_run=args.dry_run, progress=not args.no_progress,
         state_topic=args.state_topic, action_topic=args.action_topic,
-        cameras=tuple(args.camera or ()), image_size=args.image_size)
+        cameras=tuple(args.camera or ()), image_size=args.image_size,
+        max_gap=float('inf') if args.allow_gaps else args.max_gap)
     try:
         report = export(args.inputs, args.dataset_dir, options)
     except (ExportError, EpisodeBagError) as e:
@@ -553,6 +562,10 @@ def add_command(subparsers) -> None:
                              '/joint_trajectory)')
     parser.add_argument('--camera', action='append', metavar='IMAGE_TOPIC',
                         help='export only these image topics (repeatable; default: all)')
+    parser.add_argument('--max-gap', type=float, default=ExportOptions.max_gap, metavar='SECONDS',
+                        help='refuse an episode where an exported stream (state, targets, a camera) '
+                             'pauses longer than this (default %(default)s s)')
+    parser.add_argument('--allow-gaps', action='store_true', help='export episodes whatever their gaps')
     parser.add_argument('--image-size', type=_image_size, metavar='HEIGHTxWIDTH',
                         help='resize every camera to this size (e.g. 96x128: train small without re-recording)')
     parser.set_defaults(func=_run)

@@ -41,10 +41,12 @@ def describe_bag(bag: Path) -> str:
         return '\n'.join(lines)
     width = max((len(t) for t in scan.topics), default=0)
     for t in scan.topics.values():
-        gaps = t.gaps()
+        gaps, timing = t.gaps(), t.timing
         gap_text = f', {len(gaps)} gaps (longest {max(g for _, g in gaps):.3f} s)' if gaps else ''
         span = f'{t.stamps[0]:.3f}..{t.stamps[-1]:.3f} s' if t.count else '-'
-        lines.append(f'  {t.topic:<{width}}  {t.count:6d} msgs  {t.rate:7.2f} Hz  {span}{gap_text}')
+        lines.append(f'  {t.topic:<{width}}  {t.count:6d} msgs  {t.rate:7.2f} Hz  jitter '
+                     f'{timing["jitter_ms"]:6.2f} ms  largest gap {timing["largest_gap_s"]:.3f} s  '
+                     f'{span}{gap_text}')
     return '\n'.join(lines)
 
 

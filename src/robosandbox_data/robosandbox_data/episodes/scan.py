@@ -53,6 +53,10 @@ class TopicScan:
     def rate(self) -> float:
         return (self.count - 1) / self.duration if self.duration > 0 else 0.0
 
+    @property
+    def timing(self) -> dict:
+        return stream_timing(self.stamps)
+
     def gaps(self, factor: float = 3.0) -> list[tuple[float, float]]:
         """(time, length) of the pauses longer than ``factor`` median periods."""
         if self.count < 3:
@@ -60,6 +64,25 @@ class TopicScan:
         d = np.diff(self.stamps)
         limit = factor * float(np.median(d))
         return [(float(self.stamps[i]), float(d[i])) for i in np.flatnonzero(d > limit)]
+
+
+def stream_timing(times) -> dict:
+    """How regularly a topic flowed, from its messages' times (s): the figures the
+    recorder writes into each episode, ``inspect`` prints and the export's gap gate
+    reads. ``rate_hz`` over the span, ``jitter_ms`` the standard deviation of the
+    intervals, ``largest_gap_s`` the longest interval and when it began."""
+    times = np.sort(np.asarray(times, dtype=float))
+    figures = {'count': int(len(times)), 'rate_hz': 0.0, 'jitter_ms': 0.0,
+               'largest_gap_s': 0.0, 'largest_gap_at': 0.0}
+    if len(times) < 2:
+        return figures
+    intervals = np.diff(times)
+    span, longest = float(times[-1] - times[0]), int(np.argmax(intervals))
+    figures.update(rate_hz=round((len(times) - 1) / span, 3) if span > 0 else 0.0,
+                   jitter_ms=round(1e3 * float(np.std(intervals)), 3),
+                   largest_gap_s=round(float(intervals[longest]), 4),
+                   largest_gap_at=round(float(times[longest]), 4))
+    return figures
 
 
 @dataclass

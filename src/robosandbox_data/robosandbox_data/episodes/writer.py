@@ -19,6 +19,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 
 from robosandbox_data.episodes.bag import (
     COMPLETE, EpisodeInfo, INCOMPLETE, software_versions, typestore, write_placeholder_metadata)
+from robosandbox_data.episodes.scan import message_time, stamp_reader, stream_timing
 
 
 WAKE_PERIOD = 0.05      # s between the writer thread's rounds
@@ -53,6 +54,8 @@ class EpisodeWriter:
         self._writer.open()
         write_placeholder_metadata(self.bag, f'{self.bag.name}.mcap', info)
         self._connections = {}
+        self._stamp_readers = {}                     # topic -> CDR stamp reader (or None)
+        self._times: dict[str, list[float]] = {}     # topic -> each written message's time, s
         self._queue: deque = deque()
         self._queued_bytes = 0
         self._cond = threading.Condition()
@@ -71,6 +74,8 @@ class EpisodeWriter:
             if topic not in self._connections:
                 self._connections[topic] = self._writer.add_connection(
                     topic, msgtype, typestore=typestore())
+                self._stamp_readers[topic] = stamp_reader(msgtype)
+                self._times[topic] = []
 
     @property
     def topics(self) -> list[str]:
@@ -115,6 +120,7 @@ class EpisodeWriter:
                         self.written += 1
                         self.written_bytes += len(data)
                         self._writer.write(self._connections[topic], stamp, data)
+                        self._times[topic].append(message_time(self._stamp_readers[topic], data, stamp))
                     if done or time.monotonic() - last_flush >= self.config.flush_period:
                         self._flush()
                         last_flush = time.monotonic()
@@ -161,6 +167,7 @@ class EpisodeWriter:
         info.messages = self.written
         info.dropped = sum(self.dropped.values())
         info.dropped_by_topic = dict(self.dropped)
+        info.topic_stats = {topic: stream_timing(times) for topic, times in self._times.items() if times}
         info.status = COMPLETE if finished and not self.error else INCOMPLETE
         for key, value in info.custom_data().items():
             self._writer.set_custom_data(key, value)
