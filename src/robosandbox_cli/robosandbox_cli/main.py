@@ -21,7 +21,8 @@ from robosandbox_cli.bringup import BringupError, load_bringup
 from robosandbox_cli.processes import ExecutableNotFound, resolve_executable, run_group
 
 
-def _launch_arguments(items: list[str]) -> dict[str, str]:
+def launch_arguments(items: list[str]) -> dict[str, str]:
+    """``name:=value`` strings as a dict; BringupError for anything else."""
     values = {}
     for item in items:
         name, sep, value = item.partition(':=')
@@ -38,7 +39,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
         for a in bringup.arguments:
             print(f"  {a.name}:={a.default!r}  {a.description}")
         return 0
-    given = _launch_arguments(args.arguments)
+    given = launch_arguments(args.arguments)
     if args.print:
         commands, environment_variables = _processes(bringup, given)
         # One shell command per node, each run in its own terminal (or with & ... wait).

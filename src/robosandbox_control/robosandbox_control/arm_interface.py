@@ -224,7 +224,7 @@ class ArmCommandInterface:
         self._goal: _Goal | None = None        # the running action goal
         self._goal_lock = threading.Lock()
         self._sub = node.create_subscription(
-            JointTrajectory, 'joint_trajectory', self._on_trajectory, 10)
+            JointTrajectory, 'joint_trajectory', self.command, 10)
         self._server = ActionServer(
             node, FollowJointTrajectory, 'follow_joint_trajectory',
             execute_callback=self._execute,
@@ -278,16 +278,13 @@ class ArmCommandInterface:
         self.refused += 1
         self._node.get_logger().error(f'trajectory refused, holding: {why}')
 
-    def _on_trajectory(self, traj: JointTrajectory) -> None:
-        refusal = self.command(traj)
-        if refusal:
-            self._refuse(refusal)
-
     def command(self, traj: JointTrajectory) -> str:
         """Start ``traj`` as a streamed command, as received on ``joint_trajectory``
-        (the sim's lockstep step request brings one too); why it was refused, or ''."""
+        (the sim's lockstep step request brings one too); why it was refused (counted
+        and logged), or ''."""
         refusal = self._refusal()
         if refusal:
+            self._refuse(refusal)
             return refusal
         if not traj.points:
             # control_msgs convention: an empty trajectory stops and holds.
@@ -298,6 +295,7 @@ class ArmCommandInterface:
             plan = plan_from_msg(self._limits, traj)
             start = self._start_time(traj, plan.duration)
         except TrajectoryError as e:
+            self._refuse(str(e))
             return str(e)
         with self._lock:
             self._stream_plan_id = self._follower.start(plan, start)

@@ -135,7 +135,8 @@ class EpisodeRunner(Node):
                 raise TimeoutError(f'no {node} node (for {self.p.run_action}) after {timeout:g} s')
             spin_for(self, 0.2)
 
-    def run_episode(self, seed: int, index: int = 0) -> tuple[RunPolicy.Result, StopEpisode.Response | None]:
+    def run_episode(self, seed: int, index: int = 0) -> tuple[RunPolicy.Result, str, StopEpisode.Response | None]:
+        """Reset, run (and record) episode ``index``; its result, verdict and recording."""
         if self.p.reset == 'sim':
             reset = wait_future(self, self.reset_client.call_async(
                 ResetSim.Request(task=self.p.task, seed=seed)))
@@ -159,12 +160,12 @@ class EpisodeRunner(Node):
         finally:
             if self.video:
                 self.video.stop()
+        outcome = verdict(result)
         if not self.recorder:
-            return result, None
+            return result, outcome, None
         stopped = wait_future(self, self.recorder[1].call_async(StopEpisode.Request(
-            success=verdict(result) == 'SUCCESS', success_known=verdict(result) != 'UNKNOWN',
-            end_reason=result.reason)))
-        return result, stopped
+            success=outcome == 'SUCCESS', success_known=outcome != 'UNKNOWN', end_reason=result.reason)))
+        return result, outcome, stopped
 
     def _run_policy(self, instruction: str) -> RunPolicy.Result:
         goal = RunPolicy.Goal(
@@ -193,8 +194,7 @@ class EpisodeRunner(Node):
         successes = 0
         for i in range(episodes):
             seed = first_seed + i
-            result, recorded = self.run_episode(seed, i)
-            outcome = verdict(result)
+            result, outcome, recorded = self.run_episode(seed, i)
             successes += outcome == 'SUCCESS'
             print(f'{progress_bar(i + 1, episodes)} episode {i + 1}/{episodes} {self.task.name} seed {seed}: '
                   f'{outcome} after {result.elapsed:.2f} s, {result.steps} steps'

@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from importlib import metadata
 import json
 import math
 from pathlib import Path
 import platform
 import statistics
 import sys
+
+from robosandbox_data.episodes.bag import software_versions
 
 EPISODES_FILE = 'episodes.jsonl'
 SUMMARY_FILE = 'summary.json'
@@ -77,16 +78,6 @@ def mcnemar_exact(only_first: int, only_second: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def software_versions() -> dict[str, str]:
-    versions = {'python': platform.python_version()}
-    for name in VERSIONED:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions
-
-
 def summarize(results: list[EpisodeResult], **about) -> dict:
     """summary.json's content: ``about`` (policy, task...) and the figures."""
     n = len(results)
@@ -103,7 +94,7 @@ def summarize(results: list[EpisodeResult], **about) -> dict:
         'median_time_to_success': statistics.median(times) if times else None,
         'missed_ticks': sum(r.missed_ticks for r in results),
         'seeds': [r.seed for r in results],
-        'versions': software_versions(),
+        'versions': {'python': platform.python_version(), **software_versions(VERSIONED)},
         'finished': datetime.now().isoformat(timespec='seconds'),
     }
 
@@ -188,17 +179,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(f'robosandbox eval: {e}', file=sys.stderr)
             return 2
         return 0
-    from robosandbox_cli.main import run_bringup
+    from robosandbox_cli.main import launch_arguments, run_bringup
     out = Path(args.out or Path('evals') / datetime.now().strftime('%Y%m%d-%H%M%S'))
     arguments = {'policy': args.policy, 'task': args.task, 'episodes': str(args.episodes),
                  'seed': str(args.seed), 'results_dir': str(out.resolve()),
                  'lockstep': 'false' if args.real_time else 'true', 'video': args.video or ''}
-    for item in args.arguments:
-        name, sep, value = item.partition(':=')
-        if not sep or not name:
-            print(f'robosandbox eval: arguments are name:=value, got {item!r}', file=sys.stderr)
-            return 2
-        arguments[name] = value
+    arguments.update(launch_arguments(args.arguments))     # a malformed one: exit 2, named
     print(f'evaluating {arguments["policy"]} on {arguments["task"]}: {arguments["episodes"]} episodes '
           f'from seed {arguments["seed"]}, {"real time" if args.real_time else "lockstep"}; results in {out}',
           flush=True)

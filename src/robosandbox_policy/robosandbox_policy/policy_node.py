@@ -444,7 +444,7 @@ class PolicyNode(Node):
     def _watch_lockstep(self) -> None:
         run = self._run
         if run is not None and time.monotonic() - run.waiting_since > self.p.lockstep_timeout:
-            what = 'the observation' if run.awaiting is not None else f'{self._step_client.srv_name}'
+            what = 'the observation' if run.awaiting is not None else self._step_client.srv_name
             self.get_logger().error(f'lockstep: no answer from {what} in {self.p.lockstep_timeout:g} s')
             self._finish(run, RunPolicy.Result.POLICY_ERROR,
                          f'lockstep: {what} did not come within {self.p.lockstep_timeout:g} s')

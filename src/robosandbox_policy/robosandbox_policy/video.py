@@ -17,6 +17,7 @@ from sensor_msgs.msg import Image
 
 from robosandbox_control.arm_interface import to_seconds
 from robosandbox_control.qos import IMAGE_QOS
+from robosandbox_policy.policy_node import image_array
 
 TIME_BASE = Fraction(1, 1000)    # ms
 
@@ -58,9 +59,7 @@ class EpisodeVideo:
         pts = round((t - self._first) / TIME_BASE)
         if pts <= self._last_pts:
             return            # a repeated stamp: one frame per instant
-        image = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)[:, :3 * msg.width]
-        frame = av.VideoFrame.from_ndarray(image.reshape(msg.height, msg.width, 3),
-                                           format='rgb24' if msg.encoding == 'rgb8' else 'bgr24')
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image_array(msg)), format='rgb24')
         frame.pts, frame.time_base = pts, TIME_BASE
         self._last_pts = pts
         for packet in self._stream.encode(frame):

@@ -32,7 +32,7 @@ from std_srvs.srv import SetBool
 from visualization_msgs.msg import Marker, MarkerArray
 
 from robosandbox_control.arm_interface import (
-    ArmCommandInterface, ArmParameters, joint_state_msg, time_msg)
+    ArmCommandInterface, ArmParameters, joint_state_msg, time_msg, to_seconds)
 from robosandbox_control.messages import camera_info, diagnostic_array, diagnostic_status, OK, WARN
 from robosandbox_control.parameters import declare, parameter, watch
 from robosandbox_control.qos import CAMERA_INFO_QOS, IMAGE_QOS, LATCHED_QOS
@@ -315,9 +315,8 @@ class SimNode(Node):
         if req.trajectory.points:
             refusal = self.commands.command(req.trajectory)
             if refusal:
-                self.commands.refused += 1
                 return f'trajectory refused: {refusal}'
-        until = req.until.sec + 1e-9 * req.until.nanosec
+        until = to_seconds(req.until)
         steps = int(req.steps)
         if until > 0.0:
             steps = max(steps, math.ceil((until - self.sim.time) / self.sim.timestep - 1e-6))

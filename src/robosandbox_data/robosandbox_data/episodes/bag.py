@@ -85,9 +85,13 @@ class EpisodeInfo:
         return info
 
 
-def software_versions() -> dict[str, str]:
+RECORDED_VERSIONS = ('robosandbox_policy', 'rosbags', 'ros-rclpy', 'mujoco', 'lerobot')
+
+
+def software_versions(distributions=RECORDED_VERSIONS) -> dict[str, str]:
+    """Installed versions of ``distributions`` (those not installed left out)."""
     versions = {}
-    for dist in ('robosandbox_policy', 'rosbags', 'ros-rclpy', 'mujoco', 'lerobot'):
+    for dist in distributions:
         try:
             versions[dist] = version(dist)
         except PackageNotFoundError:
