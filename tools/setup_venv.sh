@@ -107,7 +107,7 @@ build_interfaces src/robosandbox_msgs
 # --- Our ament_python packages: a normal (not editable) install, so package.xml,
 # the ament index markers, launch and config files land in $VENV/share like an
 # install space.
-py_pkgs=(robosandbox_description robosandbox_control robosandbox_sim robosandbox_hw robosandbox_policy robosandbox_data robosandbox_cli robosandbox_bringup)
+py_pkgs=(robosandbox_description robosandbox_control robosandbox_sim robosandbox_hw robosandbox_teleop robosandbox_policy robosandbox_data robosandbox_cli robosandbox_bringup)
 py_stamp=$VENV/.robosandbox-python.sha256
 py_hash=$(for p in "${py_pkgs[@]}"; do find "src/$p" -type f -not -path '*/test/*' -not -name '*.pyc'; done \
   | sort | xargs sha256sum | sha256sum | cut -d' ' -f1)

@@ -14,6 +14,7 @@ setup(
         ('share/' + package_name + '/launch', glob('launch/*.launch.yaml')),
         ('share/' + package_name + '/config', glob('config/*.yaml') + glob('config/*.xml') + glob('config/*.rviz')),
         ('share/' + package_name + '/config/train', glob('config/train/*.yaml')),
+        ('share/' + package_name + '/config/teleop', glob('config/teleop/*.yaml')),
     ],
     install_requires=['setuptools'],
     zip_safe=False,

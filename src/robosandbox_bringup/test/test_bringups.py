@@ -127,6 +127,8 @@ def test_the_real_launch_api_reads_the_same_nodes_as_robosandbox_launch(name):
     nodes = []
     for entity in description.entities:
         if isinstance(entity, Node):
+            if entity.condition is not None and not entity.condition.evaluate(context):
+                continue                       # leader:=emulated and the like, at their defaults
             entity._perform_substitutions(context)
             nodes.append(entity)
         elif not isinstance(entity, LaunchDescription):
@@ -271,3 +273,25 @@ def test_the_venv_environment_is_defined_once_and_user_values_win():
     out = subprocess.run(['bash', '-c', f'{exports}\nprintf %s "$AMENT_PREFIX_PATH"'], capture_output=True,
                          text=True, env={'PATH': '/usr/bin:/bin'}).stdout
     assert out.split(os.pathsep)[0] == sys.prefix
+
+
+def test_conditions_and_argument_defaults_read_as_launch_reads_them(tmp_path):
+    (tmp_path / 'teleop.launch.yaml').write_text("""
+launch:
+- arg: {name: leader, default: emulated}
+- arg: {name: share, default: /opt}
+- arg: {name: hand, default: '$(var share)/wave.yaml'}
+- node: {pkg: p, exec: e, name: emulator, on_exit: shutdown, if: '$(equals $(var leader) emulated)',
+         param: [{name: hand, value: '$(var hand)'}]}
+- node: {pkg: p, exec: l, name: real, on_exit: shutdown, unless: '$(equals $(var leader) emulated)'}
+- node: {pkg: p, exec: l, name: strict, on_exit: shutdown, if: '$(not-equals $(var share) /opt)'}
+""")
+    bringup = load_bringup('teleop', tmp_path)
+    (emulator, args), = bringup.commands({})
+    assert emulator.name == 'emulator' and 'hand:=/opt/wave.yaml' in args   # a default's substitutions
+    assert [n.name for n, _ in bringup.commands({'leader': '/dev/ttyACM1', 'share': '/usr'})] == \
+        ['real', 'strict']
+    with pytest.raises(BringupError, match="condition 'maybe' is not a boolean"):
+        (tmp_path / 'bad.launch.yaml').write_text(
+            'launch:\n- node: {pkg: p, exec: e, name: n, on_exit: shutdown, if: maybe}\n')
+        load_bringup('bad', tmp_path)

@@ -22,7 +22,7 @@ LAYERS = {
     'robosandbox_msgs': 0, 'robosandbox_description': 0, 'robosandbox_cli': 0,
     'robosandbox_control': 1,
     'robosandbox_sim': 2, 'robosandbox_hw': 2,
-    'robosandbox_data': 3,
+    'robosandbox_data': 3, 'robosandbox_teleop': 3,
     'robosandbox_policy': 4,      # replays read episode bags through robosandbox_data
     'robosandbox_bringup': 5,
 }

@@ -10,9 +10,11 @@ by name, so the two can never drift apart:
 * ``arg`` (name, default, description);
 * ``set_env`` (name, value);
 * ``node`` (pkg, exec, name, namespace, output, on_exit: shutdown, ``param``
-  entries with name/value or ``from`` a file, ``remap`` entries with from/to);
-* substitutions ``$(var name)``, ``$(find-pkg-share package)`` and
-  ``$(env NAME [default])``, nested as the frontend allows.
+  entries with name/value or ``from`` a file, ``remap`` entries with from/to,
+  ``if``/``unless`` with a launch boolean: true/false/1/0);
+* substitutions ``$(var name)``, ``$(find-pkg-share package)``,
+  ``$(env NAME [default])`` and ``$(equals A B)``/``$(not-equals A B)``, nested as
+  the frontend allows.
 
 :meth:`Bringup.commands` turns the nodes into ``--ros-args`` command lines.
 Every node is required (``on_exit: shutdown``): when one exits, the bringup
@@ -50,6 +52,7 @@ class NodeDescription:
     parameter_files: tuple[str, ...] = ()
     parameters: tuple[tuple[str, str], ...] = ()  # name, YAML text of the value
     remappings: tuple[tuple[str, str], ...] = ()
+    condition: tuple[str, str] = ('if', 'true')   # 'if' or 'unless', and its (substituted) boolean
 
 
 # --- substitutions ------------------------------------------------------------------
@@ -100,10 +103,28 @@ def substitute(text: str, values: dict[str, str]) -> str:
             if value is None:
                 raise BringupError(f'$(env {args[0]}): not set and no default')
             out += value
+        elif kind in ('equals', 'not-equals') and len(args) == 2:
+            out += str((_comparable(args[0]) == _comparable(args[1])) == (kind == 'equals')).lower()
         else:
             raise BringupError(f'$({" ".join(words)}) is not supported by robosandbox launch '
-                               '(var, find-pkg-share, env are); run this file with ros2 launch')
+                               '(var, find-pkg-share, env, equals, not-equals are); run this file with '
+                               'ros2 launch')
     return out + text[i:]
+
+
+def _comparable(text: str) -> str:
+    # As launch's EqualsSubstitution: booleans in any case compare as booleans.
+    return text.lower() if text.lower() in ('true', 'false') else text
+
+
+def launch_boolean(text: str, where: str = '') -> bool:
+    """A condition's value as launch's IfCondition reads it."""
+    value = text.strip().lower()
+    if value in ('true', '1'):
+        return True
+    if value in ('false', '0'):
+        return False
+    raise BringupError(f'{where}condition {text!r} is not a boolean (true, false, 1 or 0)')
 
 
 def package_share(package: str) -> Path:
@@ -135,7 +156,10 @@ class Bringup:
             raise BringupError(
                 f'bringup {self.name!r} has no argument(s) {sorted(unknown)}; '
                 f'it takes {sorted(declared)}')
-        return {a.name: given.get(a.name, a.default) for a in self.arguments}
+        values: dict[str, str] = {}
+        for a in self.arguments:      # a default may use substitutions, and earlier arguments
+            values[a.name] = given[a.name] if a.name in given else substitute(a.default, values)
+        return values
 
     def environment_variables(self, given: dict[str, str]) -> dict[str, str]:
         """What the bringup's ``set_env`` entries set."""
@@ -143,10 +167,13 @@ class Bringup:
         return {name: substitute(value, values) for name, value in self.environment}
 
     def commands(self, given: dict[str, str]) -> list[tuple[NodeDescription, list[str]]]:
-        """``--ros-args`` for each node, with the arguments substituted."""
+        """``--ros-args`` for each node its condition keeps, with the arguments substituted."""
         values = self.resolve_arguments(given)
         out = []
         for node in self.nodes:
+            kind, condition = node.condition
+            if launch_boolean(substitute(condition, values), f'node {node.name}: {kind}: ') != (kind == 'if'):
+                continue
             args = ['--ros-args', '-r', f'__node:={node.name}']
             namespace = substitute(node.namespace, values).strip('/')
             if namespace:
@@ -180,10 +207,13 @@ def _text(value) -> str:
 
 
 def _node(entry: dict, where: str) -> NodeDescription:
-    known = {'pkg', 'exec', 'name', 'namespace', 'output', 'on_exit', 'param', 'remap'}
+    known = {'pkg', 'exec', 'name', 'namespace', 'output', 'on_exit', 'param', 'remap', 'if', 'unless'}
     if unknown := set(entry) - known:
         raise BringupError(f'{where}: node attribute(s) {sorted(unknown)} are not supported by '
                            'robosandbox launch; run this file with ros2 launch')
+    if 'if' in entry and 'unless' in entry:
+        raise BringupError(f'{where}: a node takes if or unless, not both')
+    condition = next(((k, _text(entry[k])) for k in ('if', 'unless') if k in entry), ('if', 'true'))
     if entry.get('on_exit') != 'shutdown':
         raise BringupError(f'{where}: every node of a bringup is required (on_exit: shutdown)')
     files, parameters = [], []
@@ -199,7 +229,8 @@ def _node(entry: dict, where: str) -> NodeDescription:
             package=entry['pkg'], executable=entry['exec'], name=entry['name'],
             namespace=str(entry.get('namespace', '')), parameter_files=tuple(files),
             parameters=tuple(parameters),
-            remappings=tuple((str(r['from']), str(r['to'])) for r in entry.get('remap') or []))
+            remappings=tuple((str(r['from']), str(r['to'])) for r in entry.get('remap') or []),
+            condition=condition)
     except (KeyError, TypeError) as e:
         raise BringupError(f'{where}: malformed node ({e})') from None
 

@@ -3,6 +3,7 @@ something happens (clients, examples and tests)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import os
 import signal
 import time
@@ -94,3 +95,27 @@ def spin_node(node: Node, executor: Executor | None = None, alive=None) -> int:
         executor.shutdown()
         shutdown()
     return 0
+
+
+def run_node(name: str, make_node: Callable[[], Node], setup_errors: tuple[type[Exception], ...] = (),
+             executor: Callable[[], Executor] | None = None, alive: Callable[[Node], bool] | None = None,
+             failed: Callable[[Node], bool] | None = None, args=None) -> int:
+    """A node's whole ``main``: :func:`init`, ``make_node()``, :func:`spin_node`; the exit status.
+
+    A setup error (one of ``setup_errors``: a bad parameter, a missing port) is
+    logged as fatal under ``name`` and exits 1 with nothing left running; Ctrl-C
+    during the start is a requested stop (0). After a run, ``failed(node)`` says
+    whether it ended in failure (1), e.g. its own thread died. ``executor`` makes the
+    executor (after ``init``: an executor needs the context)."""
+    init(args)
+    try:
+        node = make_node()
+    except setup_errors as e:
+        rclpy.logging.get_logger(name).fatal(str(e))
+        shutdown()
+        return 1
+    except KeyboardInterrupt:
+        shutdown()
+        return 0
+    spin_node(node, executor() if executor else None, alive=(lambda: alive(node)) if alive else None)
+    return 1 if failed is not None and failed(node) else 0

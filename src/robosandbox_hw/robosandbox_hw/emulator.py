@@ -22,10 +22,15 @@ side answers as the servos would:
 Faults, per servo (:class:`ServoFaults`): dropped or corrupt status packets,
 delayed answers, a servo that stops answering, and overload (torque drops and
 the error bit is set, as the STS3215's protection does).
+
+A leader arm is the same bus with torque off, moved by a hand:
+:class:`ScriptedHand` turns the servos' shafts along a :class:`HandPath` (joint
+positions in radians over time, from a YAML file), as a person would.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 import importlib.util
 import math
@@ -38,6 +43,7 @@ import time
 import tty
 from collections.abc import Callable
 
+import numpy as np
 from scservo_sdk import BROADCAST_ID, INST_PING, INST_READ, INST_SYNC_READ, INST_SYNC_WRITE, INST_WRITE
 
 
@@ -200,15 +206,19 @@ class EmulatedBus:
 
     ``link``: a symlink made to the pty (a stable name for launch files).
     ``on_goal``: called with (monotonic time, servo id, goal register value)
-    whenever a goal position is written, to measure command latency.
+    whenever a goal position is written, and ``on_position_read`` with the
+    monotonic time whenever Present_Position is read (the answer's time): to
+    measure latencies from a read on one bus to a goal on another.
     """
 
     def __init__(self, ids=range(1, 7), baudrate: int = 1_000_000, link: str | Path | None = None,
                  positions: dict[int, int] | None = None, seed: int = 0,
-                 on_goal: Callable[[float, int, int], None] | None = None):
+                 on_goal: Callable[[float, int, int], None] | None = None,
+                 on_position_read: Callable[[float], None] | None = None):
         self.servos = {i: EmulatedServo(i, (positions or {}).get(i, 2048)) for i in ids}
         self.baudrate = baudrate
         self.on_goal = on_goal
+        self.on_position_read = on_position_read
         self.link = Path(link) if link else None
         self.packets = 0                 # instructions answered or applied
         self.bad_checksums = 0
@@ -265,6 +275,17 @@ class EmulatedBus:
         with self._lock:
             return {i: s.torque for i, s in self.servos.items()}
 
+    def turn_by_hand(self, positions: dict[int, float]) -> None:
+        """Turn the shafts of unpowered servos to ``positions`` (Present_Position, raw
+        steps): what a hand does to a leader arm. A powered servo resists: it keeps its own."""
+        with self._lock:
+            self._advance()
+            for i, steps in positions.items():
+                servo = self.servos.get(i)
+                if servo is not None and not servo.torque:
+                    servo.actual = float(steps) + servo.offset
+                    servo.step(0.0)
+
     # --- the wire ------------------------------------------------------------------
 
     def _byte_time(self, n: int) -> float:
@@ -298,6 +319,9 @@ class EmulatedBus:
                         time.sleep(wait)
                     os.write(self._master, reply)
                     arrived = time.monotonic()
+                    if self.on_position_read and request[1] in (READ, SYNC_READ) \
+                            and request[2][:1] == bytes([PRESENT_POSITION]):
+                        self.on_position_read(arrived)
 
     def _take_packet(self, buffer: bytearray):
         """Remove and return the next well-formed packet (id, instruction, params, size)."""
@@ -388,3 +412,109 @@ def calibration_for(joints, lower, upper, ids=range(1, 7), gripper_joint: str = 
             'range_min': int(round(RESOLUTION // 2 + lo * steps)),
             'range_max': int(round(RESOLUTION // 2 + hi * steps))}
     return calibration
+
+
+def encoder_steps(calibration: dict, joints, lerobot_values, gripper_joint: str = 'gripper') -> dict[int, float]:
+    """Present_Position, per servo id, at which LeRobot's driver reads ``lerobot_values``
+    (degrees, the gripper 0-100) with ``calibration``: its normalization run backwards.
+    An arm joint reads 0 degrees at the middle of its calibrated range; the gripper
+    spans its range over 0-100."""
+    steps = {}
+    for name, value in zip(joints, lerobot_values):
+        c = calibration[name]
+        lo, hi = c['range_min'], c['range_max']
+        if name == gripper_joint:
+            steps[c['id']] = lo + float(value) / 100.0 * (hi - lo)
+        else:
+            steps[c['id']] = (lo + hi) / 2.0 + float(value) * (RESOLUTION - 1) / 360.0
+    return steps
+
+
+class HandPathError(ValueError):
+    """A hand path file that cannot be followed."""
+
+
+@dataclass(frozen=True)
+class HandPath:
+    """Joint positions (rad, in ``joints`` order) at times (s): linear in between,
+    the last point held (or, looping, the path run again)."""
+
+    joints: tuple[str, ...]
+    times: np.ndarray
+    positions: np.ndarray          # len(times) x len(joints)
+
+    @classmethod
+    def load(cls, path: str | Path) -> HandPath:
+        """A YAML file: ``joints: [names]`` and ``points: [{t: s, positions: [rad]}]``,
+        times increasing from 0."""
+        import yaml
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+            joints = tuple(data['joints'])
+            times = np.array([float(p['t']) for p in data['points']])
+            positions = np.array([[float(v) for v in p['positions']] for p in data['points']])
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as e:
+            raise HandPathError(f'{path}: not a hand path ({e}); expected joints: [...] and '
+                                f'points: [{{t: s, positions: [rad, ...]}}]') from None
+        if len(times) == 0 or positions.shape != (len(times), len(joints)):
+            raise HandPathError(f'{path}: every point needs {len(joints)} positions')
+        if times[0] != 0 or np.any(np.diff(times) <= 0) or not np.all(np.isfinite(positions)):
+            raise HandPathError(f'{path}: times must start at 0 and increase, positions be finite')
+        return cls(joints, times, positions)
+
+    @property
+    def duration(self) -> float:
+        return float(self.times[-1])
+
+    def at(self, t: float, loop: bool = False) -> np.ndarray:
+        if loop and self.duration > 0:
+            t %= self.duration
+        t = min(max(t, 0.0), self.duration)
+        i = min(bisect.bisect_right(self.times.tolist(), t), len(self.times) - 1)
+        if i == 0:
+            return self.positions[0].copy()
+        t0, t1 = self.times[i - 1], self.times[i]
+        s = (t - t0) / (t1 - t0) if t1 > t0 else 1.0
+        return self.positions[i - 1] + min(s, 1.0) * (self.positions[i] - self.positions[i - 1])
+
+
+class ScriptedHand:
+    """A hand moving an unpowered arm on ``bus`` along ``path``, ``rate`` times a second.
+
+    ``to_lerobot`` maps the path's radians to LeRobot's units (the arm's
+    ``JointUnits.to_policy``); ``calibration`` is the arm's LeRobot calibration, so
+    the leader's driver reads back the path's positions."""
+
+    def __init__(self, bus: EmulatedBus, path: HandPath, calibration: dict, to_lerobot,
+                 loop: bool = True, rate: float = 200.0):
+        unknown = [j for j in path.joints if j not in calibration]
+        if unknown:
+            raise HandPathError(f'the hand path moves {unknown}, which the arm does not have '
+                                f'({list(calibration)})')
+        self.bus, self.path, self.loop, self.period = bus, path, loop, 1.0 / rate
+        self._calibration, self._to_lerobot = calibration, to_lerobot
+        self._running = False
+        self._thread: threading.Thread | None = None
+
+    def place(self, t: float) -> None:
+        """Put the arm where the path is at ``t`` s."""
+        values = self._to_lerobot(self.path.at(t, self.loop))
+        self.bus.turn_by_hand(encoder_steps(self._calibration, self.path.joints, values))
+
+    def start(self) -> ScriptedHand:
+        self.place(0.0)
+        self._running = True
+        self._thread = threading.Thread(target=self._move, name='scripted-hand', daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._running = False
+        if self._thread:
+            self._thread.join(timeout=2.0)
+
+    def _move(self) -> None:
+        start = time.monotonic()
+        while self._running:
+            self.place(time.monotonic() - start)
+            time.sleep(self.period)

@@ -55,16 +55,19 @@ def default_calibration_file(robot_id: str) -> Path:
     return Path(HF_LEROBOT_CALIBRATION) / ROBOTS / 'so_follower' / f'{robot_id}.json'
 
 
-def load_calibration(path: Path, joints=JOINTS) -> dict:
-    """A LeRobot calibration file, read as LeRobot reads it (draccus, JSON)."""
+FOLLOWER_CALIBRATE = 'lerobot-calibrate --robot.type=so101_follower --robot.port=<port> --robot.id={id}'
+
+
+def load_calibration(path: Path, joints=JOINTS, calibrate: str = FOLLOWER_CALIBRATE) -> dict:
+    """A LeRobot calibration file, read as LeRobot reads it (draccus, JSON).
+    ``calibrate`` is the LeRobot command that writes it (``{id}``: the file's stem)."""
     import draccus
     from lerobot.motors import MotorCalibration
     path = Path(path)
     if not path.is_file():
         raise CalibrationError(
             f'no calibration file {path}; calibrate the arm with LeRobot first: '
-            f'lerobot-calibrate --robot.type=so101_follower --robot.port=<port> '
-            f'--robot.id={path.stem}')
+            f'{calibrate.format(id=path.stem)}')
     try:
         with open(path) as f, draccus.config_type('json'):
             calibration = draccus.load(dict[str, MotorCalibration], f)

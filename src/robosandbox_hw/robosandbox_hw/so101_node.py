@@ -11,14 +11,13 @@ the bus's errors, retries, temperatures, voltages and loop rate.
 from __future__ import annotations
 
 from dataclasses import dataclass
-import logging
+from functools import partial
 import os
 import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
-import rclpy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -28,8 +27,9 @@ from robosandbox_control.arm_interface import ArmCommandInterface, ArmParameters
 from robosandbox_control.messages import camera_info, diagnostic_array, diagnostic_status, ERROR, OK, WARN
 from robosandbox_control.parameters import declare, given, parameter, watch
 from robosandbox_control.qos import CAMERA_INFO_QOS, IMAGE_QOS
+from robosandbox_control.ros_logging import log_to_ros
 from robosandbox_control.robot_state import OPTICAL_FROM_GL, RobotStatePublisher
-from robosandbox_control.spinning import init, shutdown, spin_node
+from robosandbox_control.spinning import run_node
 from robosandbox_control.trajectory import JointLimits, TrajectoryFollower
 from robosandbox_hw.cameras import Camera, CameraConfig, CameraError
 from robosandbox_hw.controller import (
@@ -100,25 +100,6 @@ class So101Parameters(ArmParameters):
                                    read_only=True, range=(1.0, 179.0))
 
 
-class _RosLogHandler(logging.Handler):
-    """Python logging of the ROS-free core (bus, controller) into the node's ROS log."""
-
-    def __init__(self, ros_logger):
-        super().__init__(logging.INFO)
-        self._ros = ros_logger
-
-    def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage()
-        if record.exc_info:
-            text += '\n' + logging.Formatter().formatException(record.exc_info)
-        if record.levelno >= logging.ERROR:
-            self._ros.error(text)
-        elif record.levelno >= logging.WARNING:
-            self._ros.warning(text)
-        else:
-            self._ros.info(text)
-
-
 class So101Node(Node):
 
     def __init__(self, **kwargs):
@@ -129,10 +110,7 @@ class So101Node(Node):
         self.bus: So101Bus | None = None
         self.controller: So101Controller | None = None
         self.commands: ArmCommandInterface | None = None
-        core = logging.getLogger('robosandbox_hw')
-        core.setLevel(logging.INFO)
-        core.propagate = False
-        core.handlers = [_RosLogHandler(self.get_logger())]
+        log_to_ros('robosandbox_hw', self.get_logger())
         # The description is read before the parameters: it gives the limits' defaults.
         robot = load_robot(given(self, So101Parameters, 'robot'))
         self.p = p = declare(self, So101Parameters, joint_lower=list(robot.lower), joint_upper=list(robot.upper),
@@ -337,18 +315,8 @@ SETUP_ERRORS = (BusError, CalibrationError, CameraError, ConnectionError, RobotD
 
 
 def main(args=None) -> int:
-    init(args)
-    try:
-        node = So101Node()
-    except SETUP_ERRORS as e:
-        rclpy.logging.get_logger('so101').fatal(str(e))
-        shutdown()
-        return 1
-    except KeyboardInterrupt:
-        shutdown()
-        return 0
-    spin_node(node, MultiThreadedExecutor(num_threads=3), alive=lambda: node.alive)
-    return 1 if node.controller.crashed else 0
+    return run_node('so101', So101Node, SETUP_ERRORS, partial(MultiThreadedExecutor, num_threads=3),
+                    alive=lambda node: node.alive, failed=lambda node: node.controller.crashed, args=args)
 
 
 if __name__ == '__main__':

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from functools import partial
 import math
 import queue
 import threading
@@ -22,7 +23,6 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Pose
 import numpy as np
-import rclpy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 
@@ -37,7 +37,7 @@ from robosandbox_control.messages import camera_info, diagnostic_array, diagnost
 from robosandbox_control.parameters import declare, parameter, watch
 from robosandbox_control.qos import CAMERA_INFO_QOS, IMAGE_QOS, LATCHED_QOS
 from robosandbox_control.robot_state import OPTICAL_FROM_GL, RobotStatePublisher
-from robosandbox_control.spinning import init, shutdown, spin_node
+from robosandbox_control.spinning import run_node
 from robosandbox_control.trajectory import JointLimits, TrajectoryFollower
 from robosandbox_msgs.msg import TaskStatus
 from robosandbox_msgs.srv import ResetSim, StepSim
@@ -507,15 +507,9 @@ class SimNode(Node):
 
 
 def main(args=None) -> int:
-    init(args)
-    try:
-        node = SimNode()
-    except (RobotDescriptionError, TaskError, ValueError) as e:
-        rclpy.logging.get_logger('sim').fatal(str(e))
-        shutdown()
-        return 1
-    spin_node(node, MultiThreadedExecutor(num_threads=2), alive=lambda: node.alive)
-    return 1 if node.failed else 0
+    return run_node('sim', SimNode, (RobotDescriptionError, TaskError, ValueError),
+                    partial(MultiThreadedExecutor, num_threads=2), alive=lambda node: node.alive,
+                    failed=lambda node: node.failed, args=args)
 
 
 if __name__ == '__main__':
