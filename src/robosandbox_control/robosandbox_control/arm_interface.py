@@ -222,6 +222,7 @@ class ArmCommandInterface:
         self._stream_plan_id = -1
         self._stream_end = 0.0
         self._goal: _Goal | None = None        # the running action goal
+        self._ticks: list[Future] = []         # awaited by home calls: done at the next watch
         self._goal_lock = threading.Lock()
         self._sub = node.create_subscription(
             JointTrajectory, 'joint_trajectory', self.command, 10)
@@ -231,9 +232,10 @@ class ArmCommandInterface:
             goal_callback=lambda _goal: GoalResponse.ACCEPT,
             cancel_callback=lambda _goal: CancelResponse.ACCEPT,
             callback_group=ReentrantCallbackGroup())
-        # Goals are watched by one wall-clock timer, not one blocked thread each: a
-        # storm of goals costs nothing, and sim time that stands still (paused) does
-        # not stop feedback. It runs only while a goal does.
+        # Goals and home calls are watched by one wall-clock timer, not one blocked
+        # thread each: a storm of goals costs nothing, no callback ever blocks the
+        # executor (a single thread serves all), and sim time that stands still
+        # (paused) does not stop feedback. It runs only while something waits.
         self._monitor = node.create_timer(
             FEEDBACK_PERIOD, self._watch_goal, MutuallyExclusiveCallbackGroup(),
             clock=Clock(clock_type=ClockType.STEADY_TIME), autostart=False)
@@ -302,7 +304,16 @@ class ArmCommandInterface:
             self._stream_end = start + plan.duration
         return ''
 
-    def _on_home(self, _request, response: Trigger.Response) -> Trigger.Response:
+    def _next_tick(self) -> Future:
+        """A future done at the monitor's next run (FEEDBACK_PERIOD): a coroutine's sleep."""
+        tick = Future(executor=self._node.executor)
+        tick.add_done_callback(lambda _future: None)     # wakes the executor when done
+        with self._goal_lock:
+            self._ticks.append(tick)
+            self._monitor.reset()
+        return tick
+
+    async def _on_home(self, _request, response: Trigger.Response) -> Trigger.Response:
         refusal = self._refusal()
         if refusal:
             self._refuse(refusal)
@@ -316,7 +327,7 @@ class ArmCommandInterface:
             plan_id = self._follower.start(plan, self._now())
         deadline = time.monotonic() + 3.0 * duration + 5.0      # wall clock; sim time may lag
         while time.monotonic() < deadline:
-            time.sleep(FEEDBACK_PERIOD)
+            await self._next_tick()
             with self._lock:
                 if self._follower.plan_id != plan_id:
                     response.success, response.message = False, 'preempted by a newer command'
@@ -406,11 +417,16 @@ class ArmCommandInterface:
         goal.done.set_result((status, code, why))
 
     def _watch_goal(self) -> None:
-        """Every FEEDBACK_PERIOD: the running goal's feedback, tolerances and end."""
+        """Every FEEDBACK_PERIOD: home calls resumed; the running goal's feedback,
+        tolerances and end."""
+        with self._goal_lock:
+            ticks, self._ticks = self._ticks, []
+        for tick in ticks:
+            tick.set_result(None)
         goal = self._goal
         if goal is None or goal.finished:
             with self._goal_lock:
-                if self._goal is None:
+                if self._goal is None and not self._ticks:
                     self._monitor.cancel()
             return
         handle = goal.handle

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from functools import partial
 import math
 import queue
 import threading
@@ -23,7 +22,6 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Pose
 import numpy as np
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 
 from rosgraph_msgs.msg import Clock
@@ -507,9 +505,11 @@ class SimNode(Node):
 
 
 def main(args=None) -> int:
+    # One executor thread, as the hardware node: commands, services and the action
+    # (a coroutine) never block it for long, and rclpy's multi-threaded executor
+    # spins on its queued tasks under a 100 Hz command stream.
     return run_node('sim', SimNode, (RobotDescriptionError, TaskError, ValueError),
-                    partial(MultiThreadedExecutor, num_threads=2), alive=lambda node: node.alive,
-                    failed=lambda node: node.failed, args=args)
+                    alive=lambda node: node.alive, failed=lambda node: node.failed, args=args)
 
 
 if __name__ == '__main__':

@@ -4,7 +4,8 @@ rclpy glue around ``So101Leader`` (LeRobot's leader teleoperator, read only,
 torque off) and ``TeleopStream``. A thread reads the leader ``rate`` times a
 second (wall clock: the bus is a wall-clock device), publishes what it read on
 ``leader/joint_states`` and streams the target on ``joint_trajectory``, one
-point per read, as any streaming client of the follower. The follower's own
+point per read, as any streaming client of the follower; ``teleop/action`` is
+that target stamped with its read, for recordings. The follower's own
 ``joint_states`` says where the approach starts.
 
 A leader that stops answering stops the stream: the follower's watchdog then
@@ -22,6 +23,7 @@ import time
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
+from std_msgs.msg import Header
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robosandbox_control.arm_interface import joint_state_msg
@@ -81,6 +83,9 @@ class LeaderNode(Node):
 
         self.state_pub = self.create_publisher(JointState, 'leader/joint_states', 10)
         self.command_pub = self.create_publisher(JointTrajectory, 'joint_trajectory', 10)
+        # The same target stamped with the read it comes from (the trajectory's stamp
+        # is 0, start now): what a recording exports as the action.
+        self.action_pub = self.create_publisher(JointState, 'teleop/action', 10)
         self.create_subscription(JointState, 'joint_states', self._on_follower, 10)
 
         deadline = time.monotonic() + p.connect_timeout
@@ -153,10 +158,15 @@ class LeaderNode(Node):
         if beyond:
             return
         msg = JointTrajectory(joint_names=list(self.joints))
-        # Stamp 0 (start on arrival); one period to get there, so the follower
-        # interpolates between reads instead of stepping.
-        msg.points = [JointTrajectoryPoint(positions=target.tolist(), time_from_start=duration_msg(self.period))]
+        # Stamp 0 and time_from_start 0: the target from now on, as LeRobot writes a
+        # leader's positions as goals. Reads are close together and the follower's
+        # velocity limit smooths them; interpolating over one period instead made a
+        # follower whose loop ran slower than the stream (a busy machine) restart
+        # every plan from its last sample, creeping to the leader.
+        msg.points = [JointTrajectoryPoint(positions=target.tolist(), time_from_start=duration_msg(0.0))]
         self.command_pub.publish(msg)
+        self.action_pub.publish(JointState(header=Header(stamp=now), name=list(self.joints),
+                                           position=msg.points[0].positions))
 
     def destroy_node(self) -> None:
         self._running = False
