@@ -18,7 +18,7 @@ import sys
 
 from robosandbox_cli import environment
 from robosandbox_cli.bringup import BringupError, load_bringup
-from robosandbox_cli.processes import ExecutableNotFound, resolve_executable, run_group
+from robosandbox_cli.processes import ExecutableNotFound, our_terminal, resolve_executable, run_group
 
 
 def launch_arguments(items: list[str]) -> dict[str, str]:
@@ -52,6 +52,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def _processes(bringup, given: dict[str, str]):
+    os.environ.update(our_terminal())      # before substitutions: $(env ROBOSANDBOX_TERMINAL ...)
     commands = [(node.name, resolve_executable(node.package, node.executable) + ros_args)
                 for node, ros_args in bringup.commands(given)]
     return commands, bringup.environment_variables(given)

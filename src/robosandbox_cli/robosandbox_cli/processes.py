@@ -25,6 +25,9 @@ SIGINT_TIMEOUT = 5.0   # s to exit after SIGINT, as ros2 launch's sigterm_timeou
 SIGTERM_TIMEOUT = 5.0  # s to exit after SIGTERM before SIGKILL
 
 
+TERMINAL_VARIABLE = 'ROBOSANDBOX_TERMINAL'
+
+
 class ExecutableNotFound(LookupError):
     pass
 
@@ -34,7 +37,18 @@ def ros_environment(env: dict[str, str] | None = None) -> dict[str, str]:
     env = environment.ros_environment(env)
     env.setdefault('PYTHONUNBUFFERED', '1')
     env.setdefault('RCUTILS_LOGGING_BUFFERED_STREAM', '0')
+    for name, value in our_terminal().items():
+        env.setdefault(name, value)
     return env
+
+
+def our_terminal() -> dict[str, str]:
+    """``ROBOSANDBOX_TERMINAL``: the terminal we run in, if any. Children run in sessions
+    of their own (see ProcessGroup.start), without a controlling terminal; a node that
+    reads keys (teleop_session, whose default under ros2 launch is /dev/tty) opens this."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        return {TERMINAL_VARIABLE: os.ttyname(sys.stdin.fileno())}
+    return {}
 
 
 def resolve_executable(package: str, executable: str, env: dict[str, str] | None = None) -> list[str]:

@@ -14,6 +14,7 @@ from datetime import datetime
 import importlib
 from pathlib import Path
 import re
+import shutil
 
 from rclpy.node import Node
 from rclpy.event_handler import SubscriptionEventCallbacks
@@ -30,7 +31,8 @@ class RecorderParameters:
     """Parameters of ``recorder``: what to record is fixed at start; flushing and discovery are live."""
 
     runs_dir: str = parameter('runs', 'Directory that receives one bag directory per episode.', read_only=True)
-    topics: list = parameter(['joint_states', 'joint_trajectory', 'policy/action', 'task_status', '/clock'],
+    topics: list = parameter(['joint_states', 'joint_trajectory', 'policy/action', 'teleop/action',
+                              'leader/joint_states', 'task_status', '/clock'],
                              'Topics to record (relative names resolve in the node namespace).', read_only=True)
     camera_namespace: str = parameter('cameras', "Also record every topic under this namespace (images and "
                                                  "camera_info); '' = none.", read_only=True)
@@ -174,6 +176,10 @@ class RecorderNode(Node):
         response.dropped = summary.dropped
         response.duration = summary.duration
         response.message = summary.error or 'closed'
+        if request.discard:
+            shutil.rmtree(summary.bag, ignore_errors=True)
+            response.message = 'discarded' if not summary.bag.exists() else f'could not delete {summary.bag}'
+            self.get_logger().info(f'{summary.bag}: {response.message}')
         return response
 
     def finish(self, success: str, end_reason: str, finished: bool = True):

@@ -279,3 +279,75 @@ def test_hw_teleop_drives_the_emulated_follower_and_ctrl_c_twice_leaves_it_unpow
             watcher.node.destroy_node()
         assert launch.returncode == 0, output
         assert not any(follower.torque().values()), output
+
+
+# --- recording demonstrations by teleoperation --------------------------------------------
+
+def test_a_teleop_recording_by_keys_exports_with_the_commanded_targets_as_action(ros, leader_bus, tmp_path):
+    """The sim, the emulated leader moved by a hand, the recorder and teleop_session reading
+    keys from a terminal (a pty here): r / s / r / d / r / f / q leave two bags (a success, a
+    failure; the discarded one gone), which export to a LeRobot dataset whose action is what
+    so101_leader commanded."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    from rosbags.highlevel import AnyReader
+
+    bus, calibration, path = leader_bus
+    moving = hand(bus, calibration, [(0.0, HOME), (1.0, HOME + [0.3, 0.2, -0.2, 0.1, 0.4, 0.6]),
+                                     (2.0, HOME)], loop=True)
+    runs = tmp_path / 'runs'
+    keyboard, terminal = os.openpty()
+    processes = [
+        NodeProcess('robosandbox_sim', 'sim_node', 'use_sim_time:=true', 'cameras:=[front]',
+                    'camera_width:=64', 'camera_height:=48'),
+        NodeProcess('robosandbox_teleop', 'so101_leader', 'use_sim_time:=true', f'port:={bus.port}',
+                    f'calibration_file:={path}', 'approach_velocity:=1.0'),
+        NodeProcess('robosandbox_data', 'recorder_node', 'use_sim_time:=true', f'runs_dir:={runs}'),
+        NodeProcess('robosandbox_teleop', 'teleop_session', 'use_sim_time:=true', f'keys:={os.ttyname(terminal)}',
+                    'reset_service:=sim/reset', 'seed:=3'),
+    ]
+    session = processes[-1]
+    watcher = Watcher()
+
+    def press(key, expect):
+        before = session.output.text().count(expect)
+        os.write(keyboard, key.encode())
+        watcher.wait(lambda: session.output.text().count(expect) > before, 60.0,
+                     lambda: f'no {expect!r} after {key!r}:\n{session.output.text()}')
+        watcher.spin(1.5)           # the hand keeps moving: an episode of ~1.5 s
+
+    try:
+        moving.start()
+        watcher.wait(lambda: len(watcher.targets) > 20 and 'keys: r start' in session.output.text(), 90.0,
+                     lambda: '\n'.join(p.output.text() for p in processes))
+        press('r', 'recording episode 1 (seed 3)')
+        press('s', 'as a success')
+        press('r', 'recording episode 2 (seed 4)')
+        press('d', 'discarded')
+        press('r', 'recording episode 2 (seed 4)')
+        press('f', 'as a failure')
+        os.write(keyboard, b'q')
+        assert session.child.process.wait(30) == 0, session.output.text()
+    finally:
+        moving.stop()
+        watcher.node.destroy_node()
+        for process in reversed(processes):
+            process.close()
+        os.close(keyboard)
+        os.close(terminal)
+
+    bags = sorted(p for p in runs.iterdir() if (p / 'metadata.yaml').is_file())
+    assert [b.name.rsplit('_', 1)[-1] for b in bags] == ['seed3', 'seed4'], bags
+    export = subprocess.run([sys.executable, '-m', 'robosandbox_cli.main', 'export-lerobot', str(runs),
+                             str(tmp_path / 'ds'), '--all', '--no-progress'], capture_output=True, text=True)
+    assert export.returncode == 0, export.stdout + export.stderr
+    ds = LeRobotDataset('local/ds', root=tmp_path / 'ds')
+    assert ds.num_episodes == 2
+    data = ds.hf_dataset.with_format('numpy')
+    action = np.stack(data['action'])
+    with AnyReader(bags) as reader:
+        commanded = np.array([reader.deserialize(raw, c.msgtype).position for c, _, raw in
+                              reader.messages([c for c in reader.connections if c.topic == '/teleop/action'])])
+    # Every exported action is one of the targets so101_leader commanded, and they move.
+    nearest = np.min(np.abs(action[:, None, :] - commanded[None, :, :]).max(axis=2), axis=1)
+    assert nearest.max() < 1e-5, nearest.max()
+    assert np.ptp(action[:, 0]) > 0.1

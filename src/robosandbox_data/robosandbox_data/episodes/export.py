@@ -36,8 +36,11 @@ from robosandbox_data.episodes.scan import (
 
 STATE = 'observation.state'
 ACTION = 'action'
-# The policy node's record of each target, stamped with the observation it answers.
+# The policy node's record of each target, stamped with the observation it answers,
+# and the teleoperator's (so101_leader), stamped with the leader read it comes from.
 POLICY_ACTION = '/policy/action'
+TELEOP_ACTION = '/teleop/action'
+STAMPED_ACTIONS = (POLICY_ACTION, TELEOP_ACTION)
 IMAGE_FEATURE = 'observation.images.{}'
 
 
@@ -57,7 +60,7 @@ class ExportOptions:
     dry_run: bool = False
     progress: bool = True
     state_topic: str = '/joint_states'
-    action_topic: str = ''           # '' = /policy/action if recorded, else /joint_trajectory
+    action_topic: str = ''           # '' = /policy/action or /teleop/action if recorded, else /joint_trajectory
     cameras: tuple[str, ...] = ()    # image topics; () = every image topic of the bags
     image_size: tuple[int, int] | None = None   # (height, width) to resize to; None = as recorded
     max_gap: float = 0.5             # s: an exported stream pausing longer refuses its episode
@@ -104,8 +107,8 @@ def plan_episode(scan: EpisodeScan, options: ExportOptions) -> EpisodePlan:
         return t
 
     state = require(options.state_topic, JOINT_STATE)
-    action_topic = options.action_topic or (
-        POLICY_ACTION if POLICY_ACTION in scan.topics else '/joint_trajectory')
+    action_topic = options.action_topic or next(
+        (t for t in STAMPED_ACTIONS if t in scan.topics), '/joint_trajectory')
     action = require(action_topic, JOINT_STATE, JOINT_TRAJECTORY)
     image_topics = options.cameras or tuple(t.topic for t in scan.of_type(IMAGE))
     cameras, shapes = {}, {}
@@ -558,8 +561,8 @@ def add_command(subparsers) -> None:
     parser.add_argument('--state-topic', default='/joint_states')
     parser.add_argument('--action-topic', default='',
                         help='commanded targets: a JointState stamped with the observation it answers '
-                             'or a JointTrajectory (default: /policy/action if recorded, else '
-                             '/joint_trajectory)')
+                             'or a JointTrajectory (default: /policy/action or /teleop/action if '
+                             'recorded, else /joint_trajectory)')
     parser.add_argument('--camera', action='append', metavar='IMAGE_TOPIC',
                         help='export only these image topics (repeatable; default: all)')
     parser.add_argument('--max-gap', type=float, default=ExportOptions.max_gap, metavar='SECONDS',
