@@ -30,7 +30,7 @@ run: $(STAMP)
 	$(ACTIVATE) && robosandbox launch sim_policy
 
 bench: $(STAMP)
-	$(ACTIVATE) && python bench/sim_rtf.py && python bench/policy_loop.py && python bench/record_export.py && python bench/hw_loop.py
+	$(ACTIVATE) && python bench/sim_rtf.py && python bench/policy_loop.py && python bench/record_export.py && python bench/hw_loop.py && python bench/teleop.py
 
 # Re-pin requirements-venv.lock from requirements-venv.in.
 lock: $(STAMP)
