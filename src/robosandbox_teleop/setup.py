@@ -14,14 +14,14 @@ setup(
     zip_safe=True,
     maintainer='robosandbox maintainers',
     maintainer_email='maintainers@robosandbox.dev',
-    description='Teleoperation of the SO-101, sim or real, through the arm contract: a LeRobot leader arm, '
-                'and recording demonstrations.',
+    description='Teleoperation of the SO-101, sim or real, through the arm contract: a LeRobot leader arm '
+                'or the keyboard, and recording demonstrations.',
     license='Apache-2.0',
     tests_require=['pytest'],
     entry_points={
         'console_scripts': [
             'so101_leader = robosandbox_teleop.leader_node:main',
-            'teleop_session = robosandbox_teleop.session_node:main',
+            'teleop_keyboard = robosandbox_teleop.keyboard_node:main',
         ],
     },
 )

@@ -285,12 +285,17 @@ launch:
          param: [{name: hand, value: '$(var hand)'}]}
 - node: {pkg: p, exec: l, name: real, on_exit: shutdown, unless: '$(equals $(var leader) emulated)'}
 - node: {pkg: p, exec: l, name: strict, on_exit: shutdown, if: '$(not-equals $(var share) /opt)'}
+- node: {pkg: p, exec: k, name: port, on_exit: shutdown,
+         if: '$(and $(not-equals $(var leader) emulated) $(not $(equals $(var leader) keyboard)))'}
+- node: {pkg: p, exec: k, name: either, on_exit: shutdown,
+         if: '$(or $(equals $(var leader) keyboard) $(equals $(var share) /usr))'}
 """)
     bringup = load_bringup('teleop', tmp_path)
     (emulator, args), = bringup.commands({})
     assert emulator.name == 'emulator' and 'hand:=/opt/wave.yaml' in args   # a default's substitutions
     assert [n.name for n, _ in bringup.commands({'leader': '/dev/ttyACM1', 'share': '/usr'})] == \
-        ['real', 'strict']
+        ['real', 'strict', 'port', 'either']
+    assert [n.name for n, _ in bringup.commands({'leader': 'keyboard'})] == ['real', 'either']
     with pytest.raises(BringupError, match="condition 'maybe' is not a boolean"):
         (tmp_path / 'bad.launch.yaml').write_text(
             'launch:\n- node: {pkg: p, exec: e, name: n, on_exit: shutdown, if: maybe}\n')

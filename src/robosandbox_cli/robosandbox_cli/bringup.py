@@ -13,8 +13,8 @@ by name, so the two can never drift apart:
   entries with name/value or ``from`` a file, ``remap`` entries with from/to,
   ``if``/``unless`` with a launch boolean: true/false/1/0);
 * substitutions ``$(var name)``, ``$(find-pkg-share package)``,
-  ``$(env NAME [default])`` and ``$(equals A B)``/``$(not-equals A B)``, nested as
-  the frontend allows.
+  ``$(env NAME [default])``, ``$(equals A B)``/``$(not-equals A B)`` and
+  ``$(and A B)``/``$(or A B)``/``$(not A)``, nested as the frontend allows.
 
 :meth:`Bringup.commands` turns the nodes into ``--ros-args`` command lines.
 Every node is required (``on_exit: shutdown``): when one exits, the bringup
@@ -105,10 +105,15 @@ def substitute(text: str, values: dict[str, str]) -> str:
             out += value
         elif kind in ('equals', 'not-equals') and len(args) == 2:
             out += str((_comparable(args[0]) == _comparable(args[1])) == (kind == 'equals')).lower()
+        elif kind in ('and', 'or') and len(args) == 2:
+            a, b = (launch_boolean(x, f'$({kind}): ') for x in args)
+            out += str(a and b if kind == 'and' else a or b).lower()
+        elif kind == 'not' and len(args) == 1:
+            out += str(not launch_boolean(args[0], '$(not): ')).lower()
         else:
             raise BringupError(f'$({" ".join(words)}) is not supported by robosandbox launch '
-                               '(var, find-pkg-share, env, equals, not-equals are); run this file with '
-                               'ros2 launch')
+                               '(var, find-pkg-share, env, equals, not-equals, and, or, not are); run this '
+                               'file with ros2 launch')
     return out + text[i:]
 
 

@@ -45,7 +45,7 @@ def ros_environment(env: dict[str, str] | None = None) -> dict[str, str]:
 def our_terminal() -> dict[str, str]:
     """``ROBOSANDBOX_TERMINAL``: the terminal we run in, if any. Children run in sessions
     of their own (see ProcessGroup.start), without a controlling terminal; a node that
-    reads keys (teleop_session, whose default under ros2 launch is /dev/tty) opens this."""
+    reads keys (teleop_keyboard, whose default under ros2 launch is /dev/tty) opens this."""
     if sys.stdin is not None and sys.stdin.isatty():
         return {TERMINAL_VARIABLE: os.ttyname(sys.stdin.fileno())}
     return {}

@@ -13,7 +13,7 @@ exists. The sidecar stays the authority; the URDF may only be wider.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -171,3 +171,43 @@ class UrdfKinematics:
         if not link:
             raise ModelMismatchError(f'{self.robot.where}: end_effector has no URDF link')
         return self.link_poses(positions)[link]
+
+    def reach(self, positions: Mapping[str, float], target: np.ndarray, joints: Sequence[str],
+              hold_pitch: bool = False, tolerance: float = 2e-4, iterations: int = 100,
+              damping: float = 1e-3) -> dict[str, float] | None:
+        """Joint positions that put the end effector at ``target`` (xyz, m, root frame),
+        moving only ``joints`` from ``positions`` and keeping within the description's
+        limits; None when it is out of reach (no solution within ``tolerance``).
+        ``hold_pitch`` also keeps the angle of the end effector's z axis (along the
+        fingers) to the horizontal, as it is at ``positions``.
+
+        Damped least squares on a finite-difference Jacobian: a few small steps from a
+        nearby pose, as jogging needs, not a global solver."""
+        q = {name: float(value) for name, value in positions.items()}
+        lower = np.array([self.robot.limits[j].lower for j in joints])
+        upper = np.array([self.robot.limits[j].upper for j in joints])
+
+        def task(x: np.ndarray) -> np.ndarray:
+            pose = self.end_effector_pose({**q, **dict(zip(joints, x))})
+            if not hold_pitch:
+                return pose[:3, 3]
+            # radians weighted as 0.1 m: a 1 mm miss weighs what a 0.01 rad tilt does
+            return np.append(pose[:3, 3], 0.1 * np.arcsin(np.clip(pose[2, 2], -1.0, 1.0)))
+
+        x = np.array([q[j] for j in joints])
+        goal = np.asarray(target, dtype=float)
+        if hold_pitch:
+            goal = np.append(goal, task(x)[3])
+        for _ in range(iterations):
+            here = task(x)
+            error = goal - here
+            if np.linalg.norm(error[:3]) <= tolerance and np.linalg.norm(error[3:]) <= 0.1 * 1e-3:
+                return {**q, **dict(zip(joints, x))}
+            jacobian = np.empty((len(goal), len(joints)))
+            for i in range(len(joints)):
+                nudged = x.copy()
+                nudged[i] += 1e-6
+                jacobian[:, i] = (task(nudged) - here) / 1e-6
+            step = jacobian.T @ np.linalg.solve(jacobian @ jacobian.T + damping**2 * np.eye(len(goal)), error)
+            x = np.clip(x + step, lower, upper)
+        return None

@@ -284,7 +284,7 @@ def test_hw_teleop_drives_the_emulated_follower_and_ctrl_c_twice_leaves_it_unpow
 # --- recording demonstrations by teleoperation --------------------------------------------
 
 def test_a_teleop_recording_by_keys_exports_with_the_commanded_targets_as_action(ros, leader_bus, tmp_path):
-    """The sim, the emulated leader moved by a hand, the recorder and teleop_session reading
+    """The sim, the emulated leader moved by a hand, the recorder and teleop_keyboard reading
     keys from a terminal (a pty here): r / s / r / d / r / f / q leave two bags (a success, a
     failure; the discarded one gone), which export to a LeRobot dataset whose action is what
     so101_leader commanded."""
@@ -302,7 +302,7 @@ def test_a_teleop_recording_by_keys_exports_with_the_commanded_targets_as_action
         NodeProcess('robosandbox_teleop', 'so101_leader', 'use_sim_time:=true', f'port:={bus.port}',
                     f'calibration_file:={path}', 'approach_velocity:=1.0'),
         NodeProcess('robosandbox_data', 'recorder_node', 'use_sim_time:=true', f'runs_dir:={runs}'),
-        NodeProcess('robosandbox_teleop', 'teleop_session', 'use_sim_time:=true', f'keys:={os.ttyname(terminal)}',
+        NodeProcess('robosandbox_teleop', 'teleop_keyboard', 'use_sim_time:=true', f'keys:={os.ttyname(terminal)}',
                     'reset_service:=sim/reset', 'seed:=3'),
     ]
     session = processes[-1]

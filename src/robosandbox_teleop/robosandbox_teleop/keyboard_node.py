@@ -1,0 +1,250 @@
+"""``teleop_keyboard``: the operator's keys, in a terminal: jog the arm, mark recorded episodes.
+
+rclpy glue around ``KeyboardJog`` and ``RecordingSession``. Keys are read from
+a terminal (``keys``, default the controlling terminal ``/dev/tty``; under
+``robosandbox launch`` the launcher's own), one key at a time. Two roles, each
+a parameter:
+
+* ``jog``: keys move a target that is streamed to the follower on
+  ``joint_trajectory`` at ``rate``, as a leader's would be (and on
+  ``teleop/action``, stamped, for recordings); the follower is led to it slowly
+  at the start and after ``h`` (home), by ``TeleopStream``.
+* ``record``: keys start, stop, discard and redo episodes through the
+  recorder's ``recorder/start`` / ``recorder/stop`` and, in sim, ``sim/reset``
+  with each episode's seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import os
+import select
+import shutil
+import termios
+import threading
+import time
+import tty
+
+import numpy as np
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Header
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from robosandbox_control.clients import duration_msg
+from robosandbox_control.parameters import declare, parameter
+from robosandbox_control.spinning import run_node
+from robosandbox_description.robot import load_robot, RobotDescriptionError
+from robosandbox_msgs.srv import ResetSim, StartEpisode, StopEpisode
+from robosandbox_sim.task import load_task, TaskError
+from robosandbox_teleop import keyboard, session
+from robosandbox_teleop.keyboard import JogConfig, KeyboardJog
+from robosandbox_teleop.session import RecordingSession, SessionError
+from robosandbox_teleop.stream import TeleopStream, TeleopStreamConfig
+
+
+@dataclass
+class KeyboardParameters:
+    """Parameters of ``teleop_keyboard``, fixed for the session; step sizes are live."""
+
+    keys: str = parameter('/dev/tty', 'Terminal the keys are read from (the controlling terminal by default).',
+                          read_only=True)
+    jog: bool = parameter(False, 'Keys jog the arm: a target streamed on joint_trajectory.', read_only=True)
+    record: bool = parameter(True, 'Keys mark recorded episodes (recorder/start, recorder/stop).',
+                             read_only=True)
+    robot: str = parameter('so101', 'Robot description: joints, limits, home, the URDF for jogging.',
+                           read_only=True)
+    rate: float = parameter(100.0, 'Targets streamed per second while jogging (wall clock).', read_only=True,
+                            range=(1.0, 1000.0))
+    step: float = parameter(0.01, 'End-effector step per key, m.', range=(0.001, 0.1))
+    joint_step: float = parameter(0.05, 'Joint step per key, rad.', range=(0.001, 0.5))
+    approach_velocity: float = parameter(0.3, 'Speed, rad/s per joint, of the slow approach at the start and '
+                                              'to home.', range=(0.01, 3.0))
+    task: str = parameter('pick_cube', 'Task of the recorded episodes (its name and instruction go into each '
+                                       'bag).', read_only=True)
+    instruction: str = parameter('', "Language instruction of the episodes; '' = the task's own.",
+                                 read_only=True)
+    seed: int = parameter(0, 'Seed of the first episode; each kept one moves to the next.', read_only=True,
+                          range=(0, 2**31 - 1))
+    reset_service: str = parameter('', "Service resetting the scene to an episode's seed before it starts "
+                                       "(sim/reset in sim); '' = none (hardware).", read_only=True)
+    service_timeout: float = parameter(30.0, 'Seconds to wait for the recorder and the reset.', read_only=True,
+                                       range=(1.0, 600.0))
+
+
+class KeyboardNode(Node):
+
+    def __init__(self, **kwargs):
+        super().__init__('teleop_keyboard', **kwargs)
+        self._terminal: tuple[int, list] | None = None      # what destroy_node restores
+        self._fd: int | None = None
+        self._threads: list[threading.Thread] = []
+        self.running = False
+        p = self.p = declare(self, KeyboardParameters)
+        self.session = self.jog = None
+        help_lines = []
+        if p.record:
+            task = load_task(p.task)
+            self.task, self.instruction = task.name, p.instruction or task.instruction
+            self._start = self.create_client(StartEpisode, 'recorder/start')
+            self._stop = self.create_client(StopEpisode, 'recorder/stop')
+            self._reset = self.create_client(ResetSim, p.reset_service) if p.reset_service else None
+            self.session = RecordingSession(self, seed=p.seed)
+            help_lines.append(session.HELP)
+        if p.jog:
+            robot = load_robot(p.robot)
+            self.jog = KeyboardJog(robot, JogConfig(p.step, p.joint_step))
+            self.stream = TeleopStream(TeleopStreamConfig(p.approach_velocity))
+            self._target: np.ndarray | None = None      # what the keys move; set from the follower
+            self._follower: np.ndarray | None = None
+            self._lock = threading.Lock()
+            self.create_subscription(JointState, 'joint_states', self._on_follower, 10)
+            self.command_pub = self.create_publisher(JointTrajectory, 'joint_trajectory', 10)
+            self.action_pub = self.create_publisher(JointState, 'teleop/action', 10)
+            help_lines.append(keyboard.HELP)
+        try:
+            fd = os.open(p.keys, os.O_RDONLY | os.O_NOCTTY)
+        except OSError as e:
+            raise SessionError(f'no terminal to read keys from ({p.keys}: {e.strerror}); run '
+                               'teleop_keyboard in a terminal, or give keys:=<a tty>') from None
+        self._fd = fd
+        if os.isatty(fd):
+            self._terminal = (fd, termios.tcgetattr(fd))
+            tty.setcbreak(fd)       # one key at a time, no echo; Ctrl-C still interrupts
+        self.running = True
+        self._threads = [threading.Thread(target=self._read_keys, name='keys', daemon=True)]
+        if self.jog:
+            self._threads.append(threading.Thread(target=self._stream, name='jog', daemon=True))
+        for thread in self._threads:
+            thread.start()
+        self.get_logger().info(' || '.join(help_lines + ['q quit']))
+
+    # --- jogging -------------------------------------------------------------------------
+
+    def _on_follower(self, msg: JointState) -> None:
+        index = {name: i for i, name in enumerate(msg.name)}
+        if all(j in index for j in self.jog.joints):
+            self._follower = np.array([msg.position[index[j]] for j in self.jog.joints])
+
+    def _jog(self, key: str) -> str:
+        with self._lock:
+            if self._target is None:
+                return 'no joint_states from the follower yet'
+            target, line = self.jog.press(key, self._target)
+            if target is not None:
+                self._target = target
+                if key == 'h':
+                    self.stream.reset()         # home may be far: led there slowly
+        return line
+
+    def _stream(self) -> None:
+        period = 1.0 / self.p.rate
+        next_tick, last = time.monotonic(), None
+        while self.running:
+            next_tick += period
+            with self._lock:
+                if self._target is None and self._follower is not None:
+                    self._target = self._follower.copy()
+                desired = None if self._target is None else self._target.copy()
+            if desired is not None:
+                now = time.monotonic()
+                target = self.stream.target(desired, self._follower, period if last is None else now - last)
+                last = now
+                if target is not None:
+                    self._publish(target)
+            time.sleep(max(0.0, next_tick - time.monotonic()))
+
+    def _publish(self, target: np.ndarray) -> None:
+        names = list(self.jog.joints)
+        msg = JointTrajectory(joint_names=names, points=[
+            JointTrajectoryPoint(positions=target.tolist(), time_from_start=duration_msg(0.0))])
+        self.command_pub.publish(msg)
+        self.action_pub.publish(JointState(header=Header(stamp=self.get_clock().now().to_msg()),
+                                           name=names, position=msg.points[0].positions))
+
+    # --- the Recorder the session drives ---------------------------------------------------
+
+    def _call(self, client, request, what: str):
+        if not client.wait_for_service(timeout_sec=self.p.service_timeout):
+            raise SessionError(f'no {client.srv_name} service: is the recorder (or the sim) running?')
+        done = threading.Event()
+        future = client.call_async(request)
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(self.p.service_timeout):
+            raise SessionError(f'{what}: no answer from {client.srv_name} in {self.p.service_timeout:g} s')
+        return future.result()
+
+    def reset(self, seed: int) -> None:
+        if self._reset is not None:
+            response = self._call(self._reset, ResetSim.Request(task=self.p.task, seed=seed), 'reset')
+            if not response.success:
+                raise SessionError(f'reset failed: {response.message}')
+
+    def start(self, seed: int) -> str:
+        response = self._call(self._start, StartEpisode.Request(
+            task=self.task, instruction=self.instruction, seed=seed if self._reset else -1,
+            policy='teleop'), 'start')
+        if not response.success:
+            raise SessionError(f'the recorder did not start: {response.message}')
+        return response.bag_path
+
+    def stop(self, success: bool | None, discard: bool) -> str:
+        outcome = 'discarded' if discard else {True: 'success', False: 'failure', None: 'session ended'}[success]
+        response = self._call(self._stop, StopEpisode.Request(
+            success=bool(success), success_known=success is not None, discard=discard,
+            end_reason=f'operator: {outcome}'), 'stop')
+        if not response.stopped:
+            raise SessionError(f'the recorder did not stop: {response.message}')
+        if not discard and not response.complete:
+            self.get_logger().error(f'{response.bag_path} is incomplete: {response.message}')
+        return response.bag_path
+
+    def delete(self, bag: str) -> None:
+        shutil.rmtree(bag, ignore_errors=True)
+
+    # --- keys ------------------------------------------------------------------------------
+
+    def _read_keys(self) -> None:
+        log = self.get_logger()
+        while self.running:
+            ready, _, _ = select.select([self._fd], [], [], 0.1)
+            if not ready:
+                continue
+            data = os.read(self._fd, 1)
+            if not data:            # the terminal went away
+                self.running = False
+                break
+            key = data.decode(errors='replace')
+            if key.isspace():
+                continue
+            try:
+                if key == 'q':
+                    log.info(self.session.quit() if self.session else 'bye')
+                    self.running = False
+                elif self.session and key in session.KEYS:
+                    log.info(self.session.press(key))
+                elif self.jog:
+                    log.info(self._jog(key) or keyboard.HELP)
+            except SessionError as e:
+                log.error(str(e))
+
+    def destroy_node(self) -> None:
+        # Ctrl-C mid-episode: the recorder closes the bag itself (outcome unknown).
+        self.running = False
+        for thread in self._threads:
+            thread.join(timeout=2.0)
+        if self._terminal is not None:
+            fd, attributes = self._terminal
+            termios.tcsetattr(fd, termios.TCSADRAIN, attributes)
+        if self._fd is not None:
+            os.close(self._fd)
+        super().destroy_node()
+
+
+def main(args=None) -> int:
+    return run_node('teleop_keyboard', KeyboardNode, (SessionError, TaskError, RobotDescriptionError, ValueError),
+                    alive=lambda node: node.running, args=args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
