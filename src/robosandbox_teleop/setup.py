@@ -22,6 +22,7 @@ setup(
         'console_scripts': [
             'so101_leader = robosandbox_teleop.leader_node:main',
             'teleop_keyboard = robosandbox_teleop.keyboard_node:main',
+            'teleop_gamepad = robosandbox_teleop.gamepad_node:main',
         ],
     },
 )

@@ -5,10 +5,9 @@ a terminal (``keys``, default the controlling terminal ``/dev/tty``; under
 ``robosandbox launch`` the launcher's own), one key at a time. Two roles, each
 a parameter:
 
-* ``jog``: keys move a target that is streamed to the follower on
-  ``joint_trajectory`` at ``rate``, as a leader's would be (and on
-  ``teleop/action``, stamped, for recordings); the follower is led to it slowly
-  at the start and after ``h`` (home), by ``TeleopStream``.
+* ``jog``: keys move a target that ``JogStreamer`` streams to the follower
+  at ``rate``, as a leader's would be; the follower is led to it slowly at the
+  start and after ``h`` (home).
 * ``record``: keys start, stop, discard and redo episodes through the
   recorder's ``recorder/start`` / ``recorder/stop`` and, in sim, ``sim/reset``
   with each episode's seed.
@@ -17,30 +16,24 @@ a parameter:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 import os
 import select
 import shutil
 import termios
 import threading
-import time
 import tty
 
-import numpy as np
 from rclpy.node import Node
-from sensor_msgs.msg import JointState
-from std_msgs.msg import Header
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from robosandbox_control.clients import duration_msg
 from robosandbox_control.parameters import declare, parameter
 from robosandbox_control.spinning import run_node
 from robosandbox_description.robot import load_robot, RobotDescriptionError
 from robosandbox_msgs.srv import ResetSim, StartEpisode, StopEpisode
 from robosandbox_sim.task import load_task, TaskError
-from robosandbox_teleop import keyboard, session
-from robosandbox_teleop.keyboard import JogConfig, KeyboardJog
-from robosandbox_teleop.session import RecordingSession, SessionError
-from robosandbox_teleop.stream import TeleopStream, TeleopStreamConfig
+from robosandbox_teleop.jog import HELP as JOG_HELP, Jog, JogConfig
+from robosandbox_teleop.jog_streamer import JogStreamer
+from robosandbox_teleop.session import HELP as RECORD_HELP, KEYS as RECORD_KEYS, RecordingSession, SessionError
 
 
 @dataclass
@@ -78,7 +71,7 @@ class KeyboardNode(Node):
         super().__init__('teleop_keyboard', **kwargs)
         self._terminal: tuple[int, list] | None = None      # what destroy_node restores
         self._fd: int | None = None
-        self._threads: list[threading.Thread] = []
+        self._thread: threading.Thread | None = None
         self.running = False
         p = self.p = declare(self, KeyboardParameters)
         self.session = self.jog = None
@@ -90,18 +83,11 @@ class KeyboardNode(Node):
             self._stop = self.create_client(StopEpisode, 'recorder/stop')
             self._reset = self.create_client(ResetSim, p.reset_service) if p.reset_service else None
             self.session = RecordingSession(self, seed=p.seed)
-            help_lines.append(session.HELP)
+            help_lines.append(RECORD_HELP)
         if p.jog:
-            robot = load_robot(p.robot)
-            self.jog = KeyboardJog(robot, JogConfig(p.step, p.joint_step))
-            self.stream = TeleopStream(TeleopStreamConfig(p.approach_velocity))
-            self._target: np.ndarray | None = None      # what the keys move; set from the follower
-            self._follower: np.ndarray | None = None
-            self._lock = threading.Lock()
-            self.create_subscription(JointState, 'joint_states', self._on_follower, 10)
-            self.command_pub = self.create_publisher(JointTrajectory, 'joint_trajectory', 10)
-            self.action_pub = self.create_publisher(JointState, 'teleop/action', 10)
-            help_lines.append(keyboard.HELP)
+            self.jog = Jog(load_robot(p.robot), JogConfig(p.step, p.joint_step))
+            self.streamer = JogStreamer(self, self.jog, p.rate, p.approach_velocity)
+            help_lines.append(JOG_HELP)
         try:
             fd = os.open(p.keys, os.O_RDONLY | os.O_NOCTTY)
         except OSError as e:
@@ -112,55 +98,11 @@ class KeyboardNode(Node):
             self._terminal = (fd, termios.tcgetattr(fd))
             tty.setcbreak(fd)       # one key at a time, no echo; Ctrl-C still interrupts
         self.running = True
-        self._threads = [threading.Thread(target=self._read_keys, name='keys', daemon=True)]
+        self._thread = threading.Thread(target=self._read_keys, name='keys', daemon=True)
+        self._thread.start()
         if self.jog:
-            self._threads.append(threading.Thread(target=self._stream, name='jog', daemon=True))
-        for thread in self._threads:
-            thread.start()
+            self.streamer.start()
         self.get_logger().info(' || '.join(help_lines + ['q quit']))
-
-    # --- jogging -------------------------------------------------------------------------
-
-    def _on_follower(self, msg: JointState) -> None:
-        index = {name: i for i, name in enumerate(msg.name)}
-        if all(j in index for j in self.jog.joints):
-            self._follower = np.array([msg.position[index[j]] for j in self.jog.joints])
-
-    def _jog(self, key: str) -> str:
-        with self._lock:
-            if self._target is None:
-                return 'no joint_states from the follower yet'
-            target, line = self.jog.press(key, self._target)
-            if target is not None:
-                self._target = target
-                if key == 'h':
-                    self.stream.reset()         # home may be far: led there slowly
-        return line
-
-    def _stream(self) -> None:
-        period = 1.0 / self.p.rate
-        next_tick, last = time.monotonic(), None
-        while self.running:
-            next_tick += period
-            with self._lock:
-                if self._target is None and self._follower is not None:
-                    self._target = self._follower.copy()
-                desired = None if self._target is None else self._target.copy()
-            if desired is not None:
-                now = time.monotonic()
-                target = self.stream.target(desired, self._follower, period if last is None else now - last)
-                last = now
-                if target is not None:
-                    self._publish(target)
-            time.sleep(max(0.0, next_tick - time.monotonic()))
-
-    def _publish(self, target: np.ndarray) -> None:
-        names = list(self.jog.joints)
-        msg = JointTrajectory(joint_names=names, points=[
-            JointTrajectoryPoint(positions=target.tolist(), time_from_start=duration_msg(0.0))])
-        self.command_pub.publish(msg)
-        self.action_pub.publish(JointState(header=Header(stamp=self.get_clock().now().to_msg()),
-                                           name=names, position=msg.points[0].positions))
 
     # --- the Recorder the session drives ---------------------------------------------------
 
@@ -221,18 +163,21 @@ class KeyboardNode(Node):
                 if key == 'q':
                     log.info(self.session.quit() if self.session else 'bye')
                     self.running = False
-                elif self.session and key in session.KEYS:
+                elif self.session and key in RECORD_KEYS:
                     log.info(self.session.press(key))
                 elif self.jog:
-                    log.info(self._jog(key) or keyboard.HELP)
+                    log.info(self.streamer.apply(partial(self.jog.press, key), slowly=key == 'h')
+                             or JOG_HELP)
             except SessionError as e:
                 log.error(str(e))
 
     def destroy_node(self) -> None:
         # Ctrl-C mid-episode: the recorder closes the bag itself (outcome unknown).
         self.running = False
-        for thread in self._threads:
-            thread.join(timeout=2.0)
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        if self.jog:
+            self.streamer.stop()
         if self._terminal is not None:
             fd, attributes = self._terminal
             termios.tcsetattr(fd, termios.TCSADRAIN, attributes)

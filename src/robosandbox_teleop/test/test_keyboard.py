@@ -12,7 +12,7 @@ import rclpy
 from robosandbox_cli.processes import NodeProcess
 from robosandbox_description.kinematics import UrdfKinematics
 from robosandbox_description.robot import load_robot
-from robosandbox_teleop.keyboard import JogConfig, KeyboardJog
+from robosandbox_teleop.jog import Jog, JogConfig
 
 ROBOT = load_robot('so101')
 HOME = np.array([ROBOT.home[j] for j in ROBOT.joints])
@@ -21,7 +21,7 @@ HOME = np.array([ROBOT.home[j] for j in ROBOT.joints])
 @pytest.mark.parametrize('key, axis, sign', [('i', 0, 1), ('k', 0, -1), ('j', 1, 1), ('l', 1, -1),
                                              ('u', 2, 1), ('o', 2, -1)])
 def test_a_cartesian_key_moves_the_end_effector_by_the_step_and_nothing_else(key, axis, sign):
-    jog = KeyboardJog(ROBOT, JogConfig(step=0.01))
+    jog = Jog(ROBOT, JogConfig(step=0.01))
     before = jog.end_effector(HOME)
     target, line = jog.press(key, HOME)
     assert target is not None, line
@@ -35,7 +35,7 @@ def test_a_cartesian_key_moves_the_end_effector_by_the_step_and_nothing_else(key
 
 
 def test_joint_gripper_and_home_keys_and_what_is_refused():
-    jog = KeyboardJog(ROBOT, JogConfig(step=0.5, joint_step=0.1))
+    jog = Jog(ROBOT, JogConfig(step=0.5, joint_step=0.1))
     assert jog.press('i', HOME)[0] is None                # half a metre: out of reach, not moved
     assert 'selected' in jog.press('2', HOME)[1]
     target, _ = jog.press('+', HOME)

@@ -1,6 +1,6 @@
-"""Jogging the arm from a keyboard, free of ROS and of MuJoCo.
+"""Jogging the arm from a keyboard or a gamepad, free of ROS and of MuJoCo.
 
-Each key moves the target the follower is streamed: the end effector a step
+Each key (or gamepad tick) moves the target the follower is streamed: the end effector a step
 in x, y or z of the robot's base frame (REP-103: x forward, y left, z up;
 inverse kinematics on the robot description's URDF through the pan, shoulder,
 elbow and wrist flex, holding the gripper's pitch and leaving its roll), one
@@ -33,8 +33,8 @@ class JogConfig:
     joint_step: float = 0.05      # rad per joint key
 
 
-class KeyboardJog:
-    """Targets (rad, in ``robot.joints`` order) from keys."""
+class Jog:
+    """Targets (rad, in ``robot.joints`` order) from keys and end-effector moves."""
 
     def __init__(self, robot: RobotDescription, config: JogConfig | None = None):
         self.robot, self.config = robot, config or JogConfig()
@@ -55,14 +55,9 @@ class KeyboardJog:
         target = np.asarray(target, dtype=float)
         if key in CARTESIAN:
             axis, sign = CARTESIAN[key]
-            goal = self.end_effector(target)
-            goal[axis] += sign * self.config.step
-            solved = self.kinematics.reach(dict(zip(self.joints, target)), goal, self.reach_joints,
-                                           hold_pitch=True)
-            if solved is None:
-                return None, f'{"xyz"[axis]} {sign * self.config.step:+.3f} m is out of reach: not moved'
-            return np.array([solved[j] for j in self.joints]), \
-                f'end effector at {np.round(goal, 3).tolist()} m'
+            delta = np.zeros(3)
+            delta[axis] = sign * self.config.step
+            return self.move(target, delta)
         if key in JOINT_KEYS:
             self.selected = JOINT_KEYS[key]
             return None, f'joint {self.joints[self.selected]} selected: +/- moves it'
@@ -71,13 +66,26 @@ class KeyboardJog:
             moved[self.selected] += (-1 if key == '-' else 1) * self.config.joint_step
             return self._within(moved, self.joints[self.selected])
         if key in '[]':
-            moved = target.copy()
-            gripper = self.joints.index(self.robot.gripper_joint)
-            moved[gripper] = self.robot.gripper_open if key == ']' else self.robot.gripper_closed
-            return moved, 'gripper ' + ('open' if key == ']' else 'closed')
+            return self.gripper(target, key == ']')
         if key == 'h':
             return self.home.copy(), 'home'
         return None, ''
+
+    def move(self, target: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray | None, str]:
+        """The target with the end effector moved by ``delta`` (xyz, m, base frame), or None
+        (out of reach), and a line for the operator."""
+        target = np.asarray(target, dtype=float)
+        goal = self.end_effector(target) + np.asarray(delta, dtype=float)
+        solved = self.kinematics.reach(dict(zip(self.joints, target)), goal, self.reach_joints, hold_pitch=True)
+        if solved is None:
+            return None, f'{np.round(delta, 3).tolist()} m is out of reach: not moved'
+        return np.array([solved[j] for j in self.joints]), f'end effector at {np.round(goal, 3).tolist()} m'
+
+    def gripper(self, target: np.ndarray, open_: bool) -> tuple[np.ndarray, str]:
+        moved = np.array(target, dtype=float)
+        moved[self.joints.index(self.robot.gripper_joint)] = \
+            self.robot.gripper_open if open_ else self.robot.gripper_closed
+        return moved, 'gripper ' + ('open' if open_ else 'closed')
 
     def _within(self, moved: np.ndarray, joint: str) -> tuple[np.ndarray | None, str]:
         i = self.joints.index(joint)
