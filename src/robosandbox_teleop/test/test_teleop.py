@@ -313,7 +313,10 @@ def test_a_teleop_recording_by_keys_exports_with_the_commanded_targets_as_action
         os.write(keyboard, key.encode())
         watcher.wait(lambda: session.output.text().count(expect) > before, 60.0,
                      lambda: f'no {expect!r} after {key!r}:\n{session.output.text()}')
-        watcher.spin(1.5)           # the hand keeps moving: an episode of ~1.5 s
+        # The hand keeps moving: each stretch holds a second of targets (100 of them).
+        targets = len(watcher.targets)
+        watcher.wait(lambda: len(watcher.targets) >= targets + 100, 60.0,
+                     lambda: f'the stream stopped after {key!r}:\n{processes[1].output.text()}')
 
     try:
         moving.start()
