@@ -206,6 +206,7 @@ class ArmCommandInterface:
         home: np.ndarray,
         parameters: ArmParameters,
         refusal: Callable[[], str] = lambda: '',
+        on_command: Callable[[], None] = lambda: None,
     ):
         self._node = node
         self._limits = limits
@@ -216,6 +217,7 @@ class ArmCommandInterface:
         self._home = np.asarray(home, dtype=float)
         self.p = parameters
         self._refusal = refusal
+        self._on_command = on_command          # a streamed target started (the hardware writes it at once)
         self.refused = 0  # commands refused since start, for diagnostics
         # The plan started by the latest streamed message and when it ends (backend
         # clock), for a backend's watchdog: see stream_stalled.
@@ -302,6 +304,7 @@ class ArmCommandInterface:
         with self._lock:
             self._stream_plan_id = self._follower.start(plan, start)
             self._stream_end = start + plan.duration
+        self._on_command()
         return ''
 
     def _next_tick(self) -> Future:

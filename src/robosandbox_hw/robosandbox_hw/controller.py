@@ -127,6 +127,8 @@ class So101Controller:
         self.crashed = False
         self._running = False
         self._thread: threading.Thread | None = None
+        self._arrived = threading.Event()  # a streamed target to write before the next cycle
+        self._last_goal = time.monotonic()
 
     # --- commands (any thread) ------------------------------------------------------
 
@@ -142,6 +144,11 @@ class So101Controller:
         self._running = True
         self._thread = threading.Thread(target=self._loop, name='so101-control', daemon=True)
         self._thread.start()
+
+    def command_arrived(self) -> None:
+        """A new target was streamed: write it now, between two cycles, rather than up to
+        a period later (reads and joint_states keep the loop's rate)."""
+        self._arrived.set()
 
     def enable(self) -> str:
         """Torque on, holding the present pose; the next motion ramps slowly. '' or why not."""
@@ -248,11 +255,12 @@ class So101Controller:
                 next_health = now + self.config.health_period
                 self._check_health()
             next_tick += period
-            delay = next_tick - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            else:
+            if next_tick <= time.monotonic():
                 next_tick = time.monotonic()      # late: don't burst to catch up
+            while (delay := next_tick - time.monotonic()) > 0 and self._arrived.wait(delay):
+                self._arrived.clear()
+                if self.mode is ArmMode.ACTIVE:
+                    self._write_goal(time.time())
 
     def _cycle(self, dt: float) -> None:
         stamp = time.time()
@@ -269,6 +277,14 @@ class So101Controller:
         if self.mode is not ArmMode.ACTIVE:
             self.failures_in_a_row = 0
             return
+        if self._write_goal(stamp):
+            self.failures_in_a_row = 0
+
+    def _write_goal(self, stamp: float) -> bool:
+        """The follower's target at ``stamp``, watched, limited and written; False after a
+        bus error (counted)."""
+        now = time.monotonic()
+        dt, self._last_goal = now - self._last_goal, now
         with self.lock:
             target = self.follower.sample(stamp)
             if (self._stream_stalled(self.config.command_timeout)
@@ -287,8 +303,8 @@ class So101Controller:
                     self.bus.write_goals(goal)
         except BusError as e:
             self._failed(e)
-            return
-        self.failures_in_a_row = 0
+            return False
+        return True
 
     def _check_health(self) -> None:
         try:

@@ -145,7 +145,7 @@ class So101Node(Node):
         self.commands = ArmCommandInterface(
             self, self.limits, self.follower, self.lock, now=time.time,
             measured=self._measured, home=[robot.home[j] for j in names],
-            parameters=p, refusal=self._refusal)
+            parameters=p, refusal=self._refusal, on_command=self._command_arrived)
         self.joint_pub = self.create_publisher(JointState, 'joint_states', 100)
         # The robot and its links from the description's kinematics at the measured joints;
         # the optical frame of each camera the description mounts on a link (the wrist
@@ -300,6 +300,10 @@ class So101Node(Node):
             self.controller.stop()
         elif self.bus is not None:
             self.bus.close(torque_off=True)
+
+    def _command_arrived(self) -> None:
+        if self.controller is not None:
+            self.controller.command_arrived()
 
     def destroy_node(self) -> None:
         self._release_hardware()
