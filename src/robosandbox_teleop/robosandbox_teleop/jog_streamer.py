@@ -2,8 +2,7 @@
 
 The target starts where the follower's ``joint_states`` says it is; each change
 (a key, a gamepad tick) moves it; a thread streams it ``rate`` times a second
-on ``joint_trajectory`` (one point, time 0, as ``so101_leader`` does) and on
-``teleop/action`` (stamped, for recordings), through ``TeleopStream``: the
+(``TargetPublisher``, as ``so101_leader`` does), through ``TeleopStream``: the
 follower is led to it slowly at the start and after a far change (home).
 """
 
@@ -16,12 +15,10 @@ import time
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Header
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from robosandbox_control.clients import duration_msg
 from robosandbox_teleop.jog import Jog
 from robosandbox_teleop.stream import TeleopStream, TeleopStreamConfig
+from robosandbox_teleop.targets import TargetPublisher
 
 Change = Callable[[np.ndarray], tuple[np.ndarray | None, str]]
 
@@ -37,8 +34,7 @@ class JogStreamer:
         self._running = False
         self._thread: threading.Thread | None = None
         node.create_subscription(JointState, 'joint_states', self._on_follower, 10)
-        self.command_pub = node.create_publisher(JointTrajectory, 'joint_trajectory', 10)
-        self.action_pub = node.create_publisher(JointState, 'teleop/action', 10)
+        self.targets = TargetPublisher(node, jog.joints)
 
     def start(self) -> None:
         self._running = True
@@ -81,13 +77,5 @@ class JogStreamer:
                 target = self.stream.target(desired, self._follower, self.period if last is None else now - last)
                 last = now
                 if target is not None:
-                    self._publish(target)
+                    self.targets.publish(target, self.node.get_clock().now().to_msg())
             time.sleep(max(0.0, next_tick - time.monotonic()))
-
-    def _publish(self, target: np.ndarray) -> None:
-        names = list(self.jog.joints)
-        msg = JointTrajectory(joint_names=names, points=[
-            JointTrajectoryPoint(positions=target.tolist(), time_from_start=duration_msg(0.0))])
-        self.command_pub.publish(msg)
-        self.action_pub.publish(JointState(header=Header(stamp=self.node.get_clock().now().to_msg()),
-                                           name=names, position=msg.points[0].positions))

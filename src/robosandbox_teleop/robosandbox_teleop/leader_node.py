@@ -23,11 +23,8 @@ import time
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Header
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robosandbox_control.arm_interface import joint_state_msg
-from robosandbox_control.clients import duration_msg
 from robosandbox_control.parameters import declare, parameter
 from robosandbox_control.ros_logging import log_to_ros
 from robosandbox_control.spinning import run_node
@@ -35,6 +32,7 @@ from robosandbox_description.robot import load_robot, RobotDescriptionError
 from robosandbox_hw.leader import (
     CalibrationError, default_leader_calibration_file, LeaderError, So101Leader, So101LeaderConfig)
 from robosandbox_teleop.stream import TeleopStream, TeleopStreamConfig
+from robosandbox_teleop.targets import TargetPublisher
 
 RECONNECT_PERIOD = 1.0     # s between looks for a lost leader
 
@@ -82,10 +80,7 @@ class LeaderNode(Node):
         self._beyond = ''                          # the joints last found beyond the follower's limits
 
         self.state_pub = self.create_publisher(JointState, 'leader/joint_states', 10)
-        self.command_pub = self.create_publisher(JointTrajectory, 'joint_trajectory', 10)
-        # The same target stamped with the read it comes from (the trajectory's stamp
-        # is 0, start now): what a recording exports as the action.
-        self.action_pub = self.create_publisher(JointState, 'teleop/action', 10)
+        self.targets = TargetPublisher(self, self.joints)    # stamped with the read they come from
         self.create_subscription(JointState, 'joint_states', self._on_follower, 10)
 
         deadline = time.monotonic() + p.connect_timeout
@@ -107,7 +102,7 @@ class LeaderNode(Node):
         self._thread = threading.Thread(target=self._loop, name='leader', daemon=True)
         self._thread.start()
         self.get_logger().info(f'leader on {p.port} ({calibration}), streaming to '
-                               f'{self.command_pub.topic_name} at {p.rate:g} Hz')
+                               f'{self.targets.command_pub.topic_name} at {p.rate:g} Hz')
 
     def _on_follower(self, msg: JointState) -> None:
         index = {name: i for i, name in enumerate(msg.name)}
@@ -157,16 +152,7 @@ class LeaderNode(Node):
                                           'nothing sent, the follower holds until the leader is back inside')
         if beyond:
             return
-        msg = JointTrajectory(joint_names=list(self.joints))
-        # Stamp 0 and time_from_start 0: the target from now on, as LeRobot writes a
-        # leader's positions as goals. Reads are close together and the follower's
-        # velocity limit smooths them; interpolating over one period instead made a
-        # follower whose loop ran slower than the stream (a busy machine) restart
-        # every plan from its last sample, creeping to the leader.
-        msg.points = [JointTrajectoryPoint(positions=target.tolist(), time_from_start=duration_msg(0.0))]
-        self.command_pub.publish(msg)
-        self.action_pub.publish(JointState(header=Header(stamp=now), name=list(self.joints),
-                                           position=msg.points[0].positions))
+        self.targets.publish(target, now)
 
     def destroy_node(self) -> None:
         self._running = False
