@@ -103,6 +103,9 @@ def _encode_sign_magnitude(value: int, bit: int) -> int:
 class ServoFaults:
     drop_rate: float = 0.0       # probability a status packet is not sent
     corrupt_rate: float = 0.0    # probability a status packet has a wrong checksum
+    # Probability a status packet comes without its parameters (length and checksum
+    # consistent: what a late answer to an earlier request looks like to the next one).
+    short_rate: float = 0.0
     delay: float = 0.0           # s added before each answer
     dead: bool = False           # never answers, ignores writes
     overload: bool = False       # torque released, overload bit set in status and Status
@@ -348,7 +351,8 @@ class EmulatedBus:
         f = servo.faults
         if f.dead or self._random.random() < f.drop_rate:
             return b'', 0.0
-        reply = bytearray(packet(servo.id, servo.error, params))
+        short = params and self._random.random() < f.short_rate
+        reply = bytearray(packet(servo.id, servo.error, b'' if short else params))
         if self._random.random() < f.corrupt_rate:
             reply[-1] ^= 0x5A
         return bytes(reply), f.delay + servo.regs[RETURN_DELAY] * 2e-6

@@ -36,9 +36,11 @@ FATAL_STATUS_BITS = {0x01: 'voltage', 0x02: 'sensor', 0x04: 'temperature', 0x08:
                      0x20: 'overload'}
 
 
-# What a transaction can raise: LeRobot's ConnectionError/RuntimeError, and from a
-# vanished port pyserial's SerialException (an OSError) or termios.error.
-BUS_EXCEPTIONS = (OSError, RuntimeError, termios.error)
+# What a transaction can raise: LeRobot's ConnectionError/RuntimeError, from a
+# vanished port pyserial's SerialException (an OSError) or termios.error, and from
+# feetech-servo-sdk an IndexError: its ping indexes the parameters of a status packet
+# whose length it did not check (a short or stray answer on a busy bus).
+BUS_EXCEPTIONS = (OSError, RuntimeError, termios.error, IndexError)
 
 
 class BusError(RuntimeError):

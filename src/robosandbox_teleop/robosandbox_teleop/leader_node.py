@@ -68,6 +68,7 @@ class LeaderNode(Node):
         log_to_ros('robosandbox_hw', self.get_logger())
         self.leader: So101Leader | None = None     # what destroy_node releases, set before anything can fail
         self._running = False
+        self.failed = False                        # the streaming thread died
         self._thread: threading.Thread | None = None
         p = self.p = declare(self, LeaderParameters)
         robot = load_robot(p.robot)
@@ -110,6 +111,15 @@ class LeaderNode(Node):
             self._follower = np.array([msg.position[index[j]] for j in self.joints])
 
     def _loop(self) -> None:
+        try:
+            self._stream_leader()
+        except Exception as e:  # noqa: BLE001 - report, then end the node (a bringup stops with it)
+            self.get_logger().fatal(f'the leader loop failed: {e!r}; nothing is streamed, the follower holds')
+            self.failed = True
+        finally:
+            self._running = False
+
+    def _stream_leader(self) -> None:
         log = self.get_logger()
         next_tick = time.monotonic()
         last = None
@@ -167,7 +177,8 @@ SETUP_ERRORS = (CalibrationError, LeaderError, RobotDescriptionError, ValueError
 
 
 def main(args=None) -> int:
-    return run_node('so101_leader', LeaderNode, SETUP_ERRORS, args=args)
+    return run_node('so101_leader', LeaderNode, SETUP_ERRORS, alive=lambda node: node._running,
+                    failed=lambda node: node.failed, args=args)
 
 
 if __name__ == '__main__':

@@ -105,8 +105,15 @@ def test_leader_reads_the_hand_in_radians_and_is_found_again_after_a_loss(leader
         assert not leader.connected
         with pytest.raises(LeaderError, match='no SO-101 leader'):
             leader.connect()
+        # Answers without their parameters (a stray reply on a busy bus) made the SDK's
+        # ping raise IndexError, which killed the node's reconnecting thread.
         for servo in bus.servos.values():
             servo.faults.dead = False
+            servo.faults.short_rate = 1.0
+        with pytest.raises(LeaderError, match='no SO-101 leader'):
+            leader.connect()
+        for servo in bus.servos.values():
+            servo.faults.short_rate = 0.0
         leader.connect()
         np.testing.assert_allclose(leader.read(), pose, atol=2 * np.pi / 4096)
     finally:
