@@ -48,7 +48,7 @@ def test_commands_substitute_arguments_and_keep_yaml_typing():
     assert params_file.is_file() and params_file.parent.name == 'config'
 
 
-@pytest.mark.parametrize('name', ['sim_policy', 'sim_record', 'hw_policy', 'hw_record'])
+@pytest.mark.parametrize('name', ['sim_policy', 'sim_record', 'hw_policy', 'hw_record', 'hw_eval'])
 def test_policy_bringups_take_the_knobs_a_learned_policy_needs(name):
     # A trained checkpoint needs them from the command line (issue 14's trial did not have them).
     given = {'action_tolerance': '0.05', 'torch_threads': '2', 'max_duration': '12.5', 'wait_timeout': '180.0'}

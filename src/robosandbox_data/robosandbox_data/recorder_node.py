@@ -5,6 +5,12 @@ is deserialized) and made as publishers appear, with the publishers'
 reliability, as ``ros2 bag record`` does. They live for the whole node, so an
 episode starts recording at once. Losses are counted from the publishers'
 sequence numbers (transport) and from the writer's bounded queue.
+
+An episode starts only while every required topic flows (``required_topics``
+and every camera image): each has a publisher and has not been silent for
+more than ``max_silence`` of the graph's time. That time is ``/clock`` where
+one runs (a paused or lockstep sim publishes only when it steps, and is then
+silent without anything being wrong), else the wall clock.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import importlib
 from pathlib import Path
 import re
 import shutil
+import struct
+import time
 
 from rclpy.node import Node
 from rclpy.event_handler import SubscriptionEventCallbacks
@@ -26,6 +34,11 @@ from robosandbox_msgs.srv import StartEpisode, StopEpisode
 from robosandbox_data.episodes.bag import EpisodeInfo
 from robosandbox_data.episodes.writer import EpisodeWriter, WriterConfig
 
+# How a refused start begins its message: a caller may wait and ask again.
+NOT_FLOWING = 'not flowing'
+IMAGE = 'sensor_msgs/msg/Image'
+
+
 @dataclass
 class RecorderParameters:
     """Parameters of ``recorder``: what to record is fixed at start; flushing and discovery are live."""
@@ -36,6 +49,10 @@ class RecorderParameters:
                              'Topics to record (relative names resolve in the node namespace).', read_only=True)
     camera_namespace: str = parameter('cameras', "Also record every topic under this namespace (images and "
                                                  "camera_info); '' = none.", read_only=True)
+    required_topics: list = parameter(['joint_states'], 'Topics that must flow for an episode to start, besides '
+                                      'every camera image under camera_namespace.', read_only=True)
+    max_silence: float = parameter(1.0, 'A required topic silent for longer than this (s of /clock where it runs, '
+                                        'else of the wall clock) is not flowing.', range=(0.01, 3600.0))
     robot_type: str = parameter('so101_follower', 'Robot type written into each episode (LeRobot robot_type).')
     max_queue_mb: float = parameter(512.0, 'Memory for messages waiting to be written, MB; beyond it they are '
                                            'dropped (and counted). Read at each episode start.',
@@ -59,10 +76,15 @@ class RecorderNode(Node):
         watch(self, self.p)         # robot_type and the writer settings are read at each start
         self.runs_dir = Path(self.p.runs_dir).expanduser()
         self.wanted = [self.resolve_topic_name(t) for t in self.p.topics]
+        self.required = [self.resolve_topic_name(t) for t in self.p.required_topics]
+        self.wanted += [t for t in self.required if t not in self.wanted]
         ns = self.p.camera_namespace
         self.camera_prefix = self.resolve_topic_name(ns).rstrip('/') + '/' if ns else ''
         self._recorded: dict[str, str] = {}        # topic -> message type
         self._last_sequence: dict[tuple, int] = {}      # (topic, publisher gid) -> number
+        # Per topic, when it was last heard (or subscribed): (wall s, /clock s or None).
+        self._heard: dict[str, tuple[float, float | None]] = {}
+        self._graph_clock: float | None = None                # the newest /clock, s
         self.writer: EpisodeWriter | None = None
         self.create_service(StartEpisode, 'recorder/start', self._start)
         self.create_service(StopEpisode, 'recorder/stop', self._stop)
@@ -102,11 +124,22 @@ class RecorderNode(Node):
                                      event_callbacks=SubscriptionEventCallbacks(
                                          use_default_callbacks=False))
             self._recorded[topic] = type_name
+            self._heard[topic] = self._now()
             if self.writer is not None:
                 self.writer.add_topic(topic, type_name)
 
+    def _now(self) -> tuple[float, float | None]:
+        return time.monotonic(), self._graph_clock
+
     def _callback_for(self, topic: str):
+        is_clock = topic == '/clock'
+
         def callback(data: bytes, info) -> None:
+            if is_clock and len(data) >= 12:
+                # rosgraph_msgs/Clock in CDR: a 4-byte encapsulation header, then sec, nanosec.
+                sec, nanosec = struct.unpack_from('<iI' if data[1] == 1 else '>iI', data, 4)
+                self._graph_clock = sec + nanosec * 1e-9
+            self._heard[topic] = self._now()
             seq = info.get('publication_sequence_number')
             lost = 0
             if seq is not None:
@@ -137,6 +170,11 @@ class RecorderNode(Node):
             response.message = f'{bag} exists or is not a plain name'
             return response
         self._discover()
+        if stalled := self._not_flowing():
+            response.message = (f'{NOT_FLOWING}: {"; ".join(stalled)}; not recording (an episode starts only '
+                                'while every required topic flows: required_topics, max_silence)')
+            self.get_logger().warning(response.message, throttle_duration_sec=5.0)
+            return response
         # Count gaps between this episode's own messages only: the backlog of
         # messages that queued up while the last episode was being closed is
         # not this episode's loss.
@@ -162,6 +200,24 @@ class RecorderNode(Node):
             f'; no publisher yet on {", ".join(missing)}' if missing else '')
         self.get_logger().info(f'{bag}: {response.message}')
         return response
+
+    def _not_flowing(self) -> list[str]:
+        """Each required topic that does not flow now, with why."""
+        cameras = [t for t, ty in self._recorded.items()
+                   if ty == IMAGE and self.camera_prefix and t.startswith(self.camera_prefix)]
+        wall, clock = self._now()
+        # Sim time where a /clock runs (none heard yet: none has passed), else wall time.
+        sim_time = bool(self._recorded.get('/clock')) and self.count_publishers('/clock') > 0
+        out = []
+        for topic in dict.fromkeys(self.required + cameras):
+            if not self.count_publishers(topic):
+                out.append(f'{topic} has no publisher')
+                continue
+            heard_wall, heard_clock = self._heard.get(topic, (wall, clock))
+            silence = (clock or 0.0) - (heard_clock or 0.0) if sim_time else wall - heard_wall
+            if silence > self.p.max_silence:
+                out.append(f'{topic} silent for {silence:.2f} s')
+        return out
 
     def _stop(self, request: StopEpisode.Request, response: StopEpisode.Response):
         if self.writer is None:

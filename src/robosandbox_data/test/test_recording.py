@@ -5,6 +5,7 @@ sim_record``: sim, scripted expert, recorder and episode runner as separate
 processes); broken bags are made from those, or with the recorder's own writer.
 """
 
+from contextlib import contextmanager
 import json
 import os
 from pathlib import Path
@@ -24,7 +25,7 @@ from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robosandbox_cli.processes import NodeProcess
-from robosandbox_control.spinning import spin_until, wait_future
+from robosandbox_control.spinning import spin_for, spin_until, wait_future
 from robosandbox_description.robot import load_robot
 from robosandbox_msgs.srv import StartEpisode, StopEpisode
 from robosandbox_data.episodes.bag import EpisodeInfo, read_info, recoverable_messages
@@ -111,27 +112,37 @@ def test_the_recorded_targets_are_stamped_with_the_observation_they_answer(runs)
     assert np.all(np.diff(targets) > 0)
 
 
-@pytest.fixture
-def recorder(tmp_path):
-    """A sim and a recorder in their own processes, and a client of the recorder."""
-    sim = NodeProcess('robosandbox_sim', 'sim_node', 'cameras:=[front]', 'camera_width:=160',
-                      'camera_height:=120')
-    rec = NodeProcess('robosandbox_data', 'recorder_node', f'runs_dir:={tmp_path}',
-                      'flush_period:=0.2', name='recorder')
+@contextmanager
+def recorder_client(runs, *parameters):
+    """A recorder in its own process and a client of its services."""
+    rec = NodeProcess('robosandbox_data', 'recorder_node', f'runs_dir:={runs}', *parameters, name='recorder')
     rclpy.init()
     node = rclpy.create_node('recorder_test_client')
-    node.start = node.create_client(StartEpisode, 'recorder/start')
-    node.stop = node.create_client(StopEpisode, 'recorder/stop')
-    assert node.start.wait_for_service(timeout_sec=60.0), rec.output.text()
-    states = []
-    node.create_subscription(JointState, 'joint_states', states.append, 10)
-    assert spin_until(node, lambda: states, 60.0), sim.output.text()
-    node.rec, node.runs = rec, tmp_path
-    yield node
-    node.destroy_node()
-    rclpy.shutdown()
-    rec.close()
-    sim.close()
+    try:
+        node.start = node.create_client(StartEpisode, 'recorder/start')
+        node.stop = node.create_client(StopEpisode, 'recorder/stop')
+        assert node.start.wait_for_service(timeout_sec=60.0), rec.output.text()
+        node.rec, node.runs = rec, runs
+        yield node
+    finally:
+        node.destroy_node()
+        rclpy.shutdown()
+        rec.close()
+
+
+@pytest.fixture
+def recorder(tmp_path):
+    """A sim, a recorder and a client of the recorder."""
+    sim = NodeProcess('robosandbox_sim', 'sim_node', 'cameras:=[front]', 'camera_width:=160',
+                      'camera_height:=120')
+    try:
+        with recorder_client(tmp_path, 'flush_period:=0.2') as node:
+            states = []
+            node.create_subscription(JointState, 'joint_states', states.append, 10)
+            assert spin_until(node, lambda: states, 60.0), sim.output.text()
+            yield node
+    finally:
+        sim.close()
 
 
 def start_episode(node, **fields):
@@ -156,6 +167,55 @@ def test_start_stop_reports_counts_and_refuses_double_starts(recorder):
         assert reader.message_count == stop.messages
     again = wait_future(recorder, recorder.stop.call_async(StopEpisode.Request()))
     assert not again.stopped
+
+
+def refusal_once(node, *words, timeout=30.0):
+    """Ask for episodes until one is refused naming ``words``; those that start are discarded."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = wait_future(node, node.start.call_async(StartEpisode.Request(task='t')))
+        if not response.success:
+            if all(w in response.message for w in words):
+                return response.message
+        else:
+            wait_future(node, node.stop.call_async(StopEpisode.Request(discard=True)))
+        spin_for(node, 0.2)
+    raise AssertionError(f'no refusal naming {words} within {timeout} s')
+
+
+def start_once(node, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = wait_future(node, node.start.call_async(StartEpisode.Request(task='t')))
+        if response.success:
+            return wait_future(node, node.stop.call_async(StopEpisode.Request(discard=True)))
+        spin_for(node, 0.2)
+    raise AssertionError(f'no episode started within {timeout} s: {response.message}')
+
+
+def test_an_episode_starts_only_while_every_camera_flows(recorder):
+    # A camera that sent one image and stopped: the recorder records it, then refuses to
+    # start an episode once it has been silent for a second of sim time.
+    ghost = recorder.create_publisher(Image, 'cameras/ghost/image_raw', 10)
+    image = Image(height=2, width=2, encoding='rgb8', step=6, data=bytes(12))
+    ghost.publish(image)
+    message = refusal_once(recorder, 'not flowing', '/cameras/ghost/image_raw silent for')
+    assert '/joint_states' not in message and '/cameras/front/image_raw' not in message
+    # Flowing again: episodes start.
+    timer = recorder.create_timer(1 / 30, lambda: ghost.publish(image))
+    start_once(recorder)
+    # Unplugged: no publisher at all.
+    recorder.destroy_timer(timer)
+    recorder.destroy_publisher(ghost)
+    refusal_once(recorder, '/cameras/ghost/image_raw has no publisher')
+
+
+def test_a_required_topic_without_a_publisher_is_named(tmp_path):
+    with recorder_client(tmp_path, 'required_topics:=[joint_states]') as node:
+        response = wait_future(node, node.start.call_async(StartEpisode.Request(task='t')))
+        assert not response.success
+        assert response.message.startswith('not flowing: /joint_states has no publisher'), response.message
+        assert not any(tmp_path.iterdir())
 
 
 def test_sigint_mid_episode_closes_the_bag_marked_incomplete(recorder):
@@ -318,6 +378,41 @@ def test_export_keeps_the_cameras_asked_for_at_the_size_asked_for(runs, tmp_path
     from robosandbox_cli.main import main
     with pytest.raises(SystemExit):
         main(['export-lerobot', str(runs), str(tmp_path / 'x'), '--image-size', '96by128'])
+
+
+def test_a_state_based_export_carries_the_recorded_object_poses(runs, tmp_path):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    from robosandbox_data.episodes.bag import decode
+    root = tmp_path / 'state'
+    export([runs], root, ExportOptions(cameras=None, environment_state='/task_status', progress=False))
+    ds = LeRobotDataset('local/state', root=root)
+    assert ds.meta.video_keys == []
+    feature = ds.meta.features['observation.environment_state']
+    assert feature['names'] == ['cube.x', 'cube.y', 'cube.z', 'cube.qw', 'cube.qx', 'cube.qy', 'cube.qz']
+    # Each episode's frames take the recorded statuses in order, and the cube rises as it is picked.
+    for episode, bag in enumerate(bags(runs)):
+        with Reader(bag) as reader:
+            recorded = []
+            for conn, _, data in reader.messages([c for c in reader.connections if c.topic == '/task_status']):
+                pose = decode(data, conn.msgtype).object_poses[0]
+                q = np.array([pose.orientation.w, pose.orientation.x, pose.orientation.y, pose.orientation.z])
+                recorded.append([pose.position.x, pose.position.y, pose.position.z, *(q if q[0] >= 0 else -q)])
+        recorded = np.asarray(recorded, dtype=np.float32)
+        meta = ds.meta.episodes
+        lo, hi = int(meta['dataset_from_index'][episode]), int(meta['dataset_to_index'][episode])
+        states = np.stack([ds[i]['observation.environment_state'].numpy() for i in range(lo, hi)])
+        which = [int(np.flatnonzero(np.all(np.isclose(recorded, s, atol=1e-6), axis=1))[0]) for s in states]
+        assert which == sorted(which) and len(set(which)) > 10
+        assert states[-1, 2] > states[0, 2] + 0.02
+        assert np.allclose(np.linalg.norm(states[:, 3:], axis=1), 1.0, atol=1e-4)
+
+
+def test_a_state_based_export_refuses_episodes_without_a_task_status(tmp_path):
+    write_episode(tmp_path / 'runs' / 'no_status')
+    with pytest.raises(ExportError, match='no_status.*no messages on /task_status'):
+        export([tmp_path / 'runs'], tmp_path / 'ds', ExportOptions(environment_state='/task_status',
+                                                                   progress=False))
+    assert not (tmp_path / 'ds').exists()
 
 
 def test_dry_run_writes_nothing_and_append_adds_episodes(runs, tmp_path, dataset):

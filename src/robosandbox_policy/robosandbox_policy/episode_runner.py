@@ -11,6 +11,9 @@ their verdicts), 1 if the sim, the policy or the recorder failed. With
 An episode succeeds when the run ended because the task's success held for
 ``success_hold`` (RunPolicy SUCCEEDED), never merely because success was
 reported at some moment: a run the policy node stopped on a bad target fails.
+On hardware there is no task status: with ``judge:=operator`` the runner asks
+the operator after each run (y / n on the ``keys`` terminal, as ``hw_eval``
+does), and that answer is the verdict, in the results and in the recording.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from std_srvs.srv import Trigger
 from robosandbox_control.parameters import declare, parameter
 from robosandbox_control.clients import ActionRefused, send_goal
 from robosandbox_control.spinning import init, shutdown, spin_for, wait_future
+from robosandbox_control.terminal import KeyReader, NoTerminal
 from robosandbox_msgs.action import RunPolicy
 from robosandbox_msgs.srv import ResetSim, StartEpisode, StopEpisode
+from robosandbox_data.recorder_node import NOT_FLOWING
 from robosandbox_policy.evaluation import EpisodeResult, ResultsWriter
 from robosandbox_sim.task import load_task, TaskError
 
@@ -67,6 +72,11 @@ class RunnerParameters:
     results_dir: str = parameter('', "Directory for episodes.jsonl and summary.json; '' = none.", read_only=True)
     video: str = parameter('', "Camera whose images become <results_dir>/videos/<episode>.mp4; '' = none.",
                            read_only=True)
+    judge: str = parameter('task', "Who gives each episode's verdict: 'task' (its task status; none on hardware: "
+                                   "UNKNOWN) or 'operator' (asked after each run: y / n on the keys terminal).",
+                           read_only=True, validate=_one_of('task', 'operator'))
+    keys: str = parameter('/dev/tty', "With judge:=operator, the terminal the operator's answers are read from.",
+                          read_only=True)
 
 
 def verdict(result: RunPolicy.Result) -> str:
@@ -93,6 +103,8 @@ class EpisodeRunner(Node):
         self.reset_client = (self.create_client(ResetSim, self.p.reset_service)
                              if self.p.reset == 'sim' else self.create_client(Trigger, 'home'))
         self.run_client = ActionClient(self, RunPolicy, self.p.run_action)
+        # Opened first: no terminal to ask in is an error before anything moves.
+        self.keys = KeyReader(self.p.keys, 'episode_runner') if self.p.judge == 'operator' else None
         self.recorder = None
         if self.p.recorder:
             prefix = self.p.recorder.rstrip('/')
@@ -149,10 +161,8 @@ class EpisodeRunner(Node):
             spin_for(self, self.p.reset_pause)
         instruction = self.p.instruction or self.task.instruction
         if self.recorder:
-            started = wait_future(self, self.recorder[0].call_async(StartEpisode.Request(
-                task=self.task.name, instruction=instruction, seed=seed, policy=self.p.policy)))
-            if not started.success:
-                raise RuntimeError(f'the recorder did not start: {started.message}')
+            self._start_recording(StartEpisode.Request(
+                task=self.task.name, instruction=instruction, seed=seed, policy=self.p.policy))
         if self.video:
             self.video.start(f'episode_{index:04d}_seed_{seed}')
         try:
@@ -160,12 +170,47 @@ class EpisodeRunner(Node):
         finally:
             if self.video:
                 self.video.stop()
-        outcome = verdict(result)
+        outcome = verdict(result) if self.keys is None else self._ask_operator(index, result)
         if not self.recorder:
             return result, outcome, None
         stopped = wait_future(self, self.recorder[1].call_async(StopEpisode.Request(
             success=outcome == 'SUCCESS', success_known=outcome != 'UNKNOWN', end_reason=result.reason)))
         return result, outcome, stopped
+
+    def _start_recording(self, request: StartEpisode.Request) -> None:
+        """Start the episode's bag. A recorder that waits for its topics to flow (a camera
+        still coming up) is asked again for up to ``wait_timeout``; any other refusal, or
+        topics that never flow, end the run with the recorder's reason."""
+        deadline = time.monotonic() + self.p.wait_timeout
+        while True:
+            started = wait_future(self, self.recorder[0].call_async(request))
+            if started.success:
+                return
+            if not started.message.startswith(NOT_FLOWING) or time.monotonic() > deadline:
+                raise RuntimeError(f'the recorder did not start: {started.message}')
+            spin_for(self, 0.5)
+
+    def _ask_operator(self, index: int, result: RunPolicy.Result) -> str:
+        question = (f'episode {index + 1}/{self.p.episodes} ended after {result.elapsed:.1f} s ({result.reason}): '
+                    'did it succeed? y / n')
+        print(question, flush=True)
+        while True:
+            key = self.keys.read(0.2)
+            if self.keys.closed_by_peer:
+                raise RuntimeError(f"the operator's terminal {self.p.keys} closed before an answer")
+            if not rclpy.ok():
+                raise ExternalShutdownException()
+            if key in ('y', 'n'):
+                outcome = 'SUCCESS' if key == 'y' else 'FAILURE'
+                print(f'  operator: {outcome}', flush=True)
+                return outcome
+            if key is not None:
+                print(f'  {key!r}? {question}', flush=True)
+
+    def destroy_node(self) -> None:
+        if self.keys is not None:
+            self.keys.close()
+        super().destroy_node()
 
     def _run_policy(self, instruction: str) -> RunPolicy.Result:
         goal = RunPolicy.Goal(
@@ -203,7 +248,8 @@ class EpisodeRunner(Node):
             if self.results:
                 self.results.add(EpisodeResult(
                     episode=i, seed=seed, success=outcome == 'SUCCESS', verdict=outcome,
-                    time_to_success=round(result.time_to_success, 4) if outcome == 'SUCCESS' else None,
+                    time_to_success=round(result.time_to_success, 4)
+                    if outcome == 'SUCCESS' and self.keys is None else None,
                     elapsed=round(result.elapsed, 4), steps=result.steps,
                     missed_ticks=result.missed_ticks, end_reason=result.reason))
             if recorded is not None:
@@ -212,7 +258,7 @@ class EpisodeRunner(Node):
                       f'{recorded.dropped} dropped', flush=True)
         print(f'summary: {successes}/{episodes} episodes succeeded on {self.task.name}', flush=True)
         if self.results:
-            self.results.finish(policy=self.p.policy, task=self.task.name, first_seed=first_seed,
+            self.results.finish(policy=self.p.policy, task=self.task.name, judge=self.p.judge, first_seed=first_seed,
                                 success_hold=self.p.success_hold,
                                 max_duration=self.p.max_duration or self.task.time_limit)
         return 0
@@ -220,18 +266,20 @@ class EpisodeRunner(Node):
 
 def main(args=None) -> int:
     init(args)
-    code = 1
+    code, node = 1, None
     try:
         node = EpisodeRunner()
         code = node.run()
     except (KeyboardInterrupt, ExternalShutdownException):
         code = _interrupted()
-    except (TaskError, TimeoutError, RuntimeError, ValueError) as e:
+    except (TaskError, TimeoutError, RuntimeError, ValueError, NoTerminal) as e:
         if rclpy.ok():
             rclpy.logging.get_logger('episode_runner').fatal(str(e))
         else:   # SIGTERM shut the context down under a call: a requested stop too
             code = _interrupted()
     finally:
+        if node is not None:
+            node.destroy_node()      # gives the operator's terminal back its settings
         shutdown()
     return code
 

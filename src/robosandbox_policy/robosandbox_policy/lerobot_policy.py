@@ -15,28 +15,34 @@ import warnings
 import cv2
 import numpy as np
 
+from robosandbox_control.environment_state import (
+    environment_state, ENVIRONMENT_STATE, EnvironmentStateError, POSE_FIELDS)
 from robosandbox_policy import checkpoint
 from robosandbox_policy.chunking import ChunkRunner
 from robosandbox_policy.embodiment import (
     EmbodimentError, fit_vector, guess_convention, joint_units, parse_image_topics)
 from robosandbox_policy.observation import Observation
-from robosandbox_policy.policy import control_rate
+from robosandbox_policy.policy import control_rate, PolicyError
 
 def _check_features(directory, config) -> None:
     """Refuse policies that take inputs no robosandbox topic provides."""
     from lerobot.configs.types import FeatureType
     unsupported = [k for k, f in config.input_features.items()
-                   if f.type not in (FeatureType.STATE, FeatureType.VISUAL)]
+                   if f.type not in (FeatureType.STATE, FeatureType.VISUAL, FeatureType.ENV)]
     if unsupported:
         raise EmbodimentError(
             f'{directory}: the policy takes {unsupported}, which no robosandbox topic '
-            f'provides (joint states and camera images only)')
+            f'provides (joint states, camera images and the task status\'s object poses only)')
+    env = config.env_state_feature
+    if env is not None and (len(env.shape) != 1 or env.shape[0] % len(POSE_FIELDS)):
+        raise EmbodimentError(
+            f'{directory}: its {ENVIRONMENT_STATE} has shape {tuple(env.shape)}; robosandbox feeds '
+            f'{len(POSE_FIELDS)} values per object ({", ".join(POSE_FIELDS)})')
     if config.action_feature is None:
         raise EmbodimentError(f'{directory}: the policy has no "action" output')
 
 
 class CheckpointPolicy:
-    needs_object_poses = False
 
     def __init__(self, ref: str, joint_names, gripper_joint: str,
                  gripper_range: tuple[float, float], units: str = 'auto', image_topics=(),
@@ -72,6 +78,10 @@ class CheckpointPolicy:
             warnings.simplefilter('always')
             state = config.robot_state_feature
             self._fit_state = fit_vector('observation.state', n, state.shape[0]) if state else None
+            env = config.env_state_feature
+            # A state-based policy: it waits for a task status, and takes its object poses.
+            self.environment_size = env.shape[0] if env else 0
+            self.needs_object_poses = bool(env)
             action_dim = config.action_feature.shape[0]
             if action_dim != n:
                 warnings.warn(f'action: the policy drives {action_dim} values for {n} joints; '
@@ -95,7 +105,9 @@ class CheckpointPolicy:
         """Two inferences on a neutral observation: fail now rather than mid-run, pay
         torch's first-call costs before the arm waits on them, and learn the latency."""
         obs = Observation(time=0.0, joint_positions=np.zeros(len(self.joint_names)), images={
-            key: np.full((h, w, 3), 128, np.uint8) for key, (_, h, w) in self.image_shapes.items()})
+            key: np.full((h, w, 3), 128, np.uint8) for key, (_, h, w) in self.image_shapes.items()},
+            object_poses={f'object{i}': (np.zeros(3), np.array([1.0, 0, 0, 0]))
+                          for i in range(self.environment_size // len(POSE_FIELDS))})
         for _ in range(2):
             start = time.perf_counter()
             self.predict_chunk(obs)
@@ -115,6 +127,11 @@ class CheckpointPolicy:
         if self._fit_state is not None:
             state = self._fit_state(self.units.to_policy(obs.joint_positions))
             out['observation.state'] = state.astype(np.float32)
+        if self.environment_size:
+            try:
+                out[ENVIRONMENT_STATE] = environment_state(obs.object_poses, self.environment_size)
+            except EnvironmentStateError as e:
+                raise PolicyError(str(e)) from None
         for key, (_, height, width) in self.image_shapes.items():
             image = obs.images[key]
             if image.shape[:2] != (height, width):

@@ -15,9 +15,10 @@ import numpy as np
 
 def write_random_act(directory: str | Path, cameras: dict[str, tuple[int, int]],
                      center: np.ndarray, spread: float = 0.02, seed: int = 0,
-                     fps: float | None = 30.0, **config) -> Path:
+                     fps: float | None = 30.0, environment_size: int = 0, **config) -> Path:
     """ACT with one image input per camera ``{name: (height, width)}`` and a state and
-    action the size of ``center`` (in the units the stats should have).
+    action the size of ``center`` (in the units the stats should have); with
+    ``environment_size``, an ``observation.environment_state`` of that many values too.
 
     ``fps`` goes into a train_config.json as its eval env's rate (None: no
     train_config.json, as a checkpoint copied without it).
@@ -34,6 +35,8 @@ def write_random_act(directory: str | Path, cameras: dict[str, tuple[int, int]],
     inputs = {'observation.state': PolicyFeature(FeatureType.STATE, (n,))}
     for name, (height, width) in cameras.items():
         inputs[f'observation.images.{name}'] = PolicyFeature(FeatureType.VISUAL, (3, height, width))
+    if environment_size:
+        inputs['observation.environment_state'] = PolicyFeature(FeatureType.ENV, (environment_size,))
     cfg = ACTConfig(input_features=inputs,
                     output_features={'action': PolicyFeature(FeatureType.ACTION, (n,))},
                     pretrained_backbone_weights=None, device='cpu', **config)
@@ -41,6 +44,10 @@ def write_random_act(directory: str | Path, cameras: dict[str, tuple[int, int]],
     vector_stats = {'mean': center, 'std': torch.full((n,), spread),
                     'min': center - 3 * spread, 'max': center + 3 * spread}
     stats = {'observation.state': dict(vector_stats), 'action': dict(vector_stats)}
+    if environment_size:
+        stats['observation.environment_state'] = {
+            'mean': torch.zeros(environment_size), 'std': torch.ones(environment_size),
+            'min': -torch.ones(environment_size), 'max': torch.ones(environment_size)}
     for name in cameras:
         stats[f'observation.images.{name}'] = {
             'mean': torch.full((3, 1, 1), 0.5), 'std': torch.full((3, 1, 1), 0.25),

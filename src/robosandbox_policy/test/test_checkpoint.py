@@ -13,6 +13,8 @@ from robosandbox_policy.embodiment import EmbodimentError, joint_units
 from robosandbox_policy.lerobot_policy import CheckpointPolicy
 from robosandbox_policy.migrate import migrate
 from robosandbox_policy.observation import Observation
+from robosandbox_policy.policy import PolicyError
+from robosandbox_policy.random_checkpoint import write_random_act
 
 JOINTS = load_robot('so101').joints
 GRIPPER_RANGE = (-0.17453, 1.74533)
@@ -135,6 +137,28 @@ def test_features_without_a_topic_fail_at_configure(tmp_path, act_checkpoint):
         (d / 'config.json').write_text(json.dumps(config))
     with pytest.raises(EmbodimentError, match='observation.environment_state'):
         make_policy(broken_copy(act_checkpoint, tmp_path, add_env_state))
+
+
+def test_a_state_based_checkpoint_takes_the_task_statuss_object_poses(tmp_path):
+    from robosandbox_control.environment_state import environment_state
+    ckpt = write_random_act(tmp_path / 'state', {}, HOME, environment_size=7, dim_model=32,
+                            dim_feedforward=64, n_encoder_layers=1, chunk_size=5, n_action_steps=5)
+    policy = make_policy(ckpt, synchronous=True)
+    try:
+        assert policy.needs_object_poses and policy.image_topics == {}
+        cube = (np.array([0.2, 0.05, 0.015]), np.array([-0.9, 0.0, 0.0, 0.436]))
+        obs = Observation(0.0, HOME.copy(), object_poses={'cube': cube})
+        batch = policy.batch(obs)
+        # The export's rule: the same vector, the quaternion's sign made qw >= 0.
+        np.testing.assert_array_equal(batch['observation.environment_state'], environment_state({'cube': cube}))
+        assert batch['observation.environment_state'][3] == pytest.approx(0.9)
+        action = policy.act(obs)
+        assert action.shape == (6,) and np.all(np.isfinite(action))
+        two = Observation(0.0, HOME.copy(), object_poses={'cube': cube, 'bowl': cube})
+        with pytest.raises(PolicyError, match=r"7 values .*2 object\(s\) \['bowl', 'cube'\], 14 values"):
+            policy.batch(two)
+    finally:
+        policy.close()
 
 
 def test_the_control_rate_comes_from_the_training_data_or_is_refused(tmp_path, act_checkpoint, monkeypatch):

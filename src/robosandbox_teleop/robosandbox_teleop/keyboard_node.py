@@ -17,17 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-import os
-import select
 import shutil
-import termios
 import threading
-import tty
 
 from rclpy.node import Node
 
 from robosandbox_control.parameters import declare, parameter
 from robosandbox_control.spinning import run_node
+from robosandbox_control.terminal import KeyReader, NoTerminal
 from robosandbox_description.robot import load_robot, RobotDescriptionError
 from robosandbox_msgs.srv import ResetSim, StartEpisode, StopEpisode
 from robosandbox_sim.task import load_task, TaskError
@@ -69,8 +66,7 @@ class KeyboardNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__('teleop_keyboard', **kwargs)
-        self._terminal: tuple[int, list] | None = None      # what destroy_node restores
-        self._fd: int | None = None
+        self._keys: KeyReader | None = None
         self._thread: threading.Thread | None = None
         self.running = False
         p = self.p = declare(self, KeyboardParameters)
@@ -89,14 +85,9 @@ class KeyboardNode(Node):
             self.streamer = JogStreamer(self, self.jog, p.rate, p.approach_velocity)
             help_lines.append(JOG_HELP)
         try:
-            fd = os.open(p.keys, os.O_RDONLY | os.O_NOCTTY)
-        except OSError as e:
-            raise SessionError(f'no terminal to read keys from ({p.keys}: {e.strerror}); run '
-                               'teleop_keyboard in a terminal, or give keys:=<a tty>') from None
-        self._fd = fd
-        if os.isatty(fd):
-            self._terminal = (fd, termios.tcgetattr(fd))
-            tty.setcbreak(fd)       # one key at a time, no echo; Ctrl-C still interrupts
+            self._keys = KeyReader(p.keys, 'teleop_keyboard')
+        except NoTerminal as e:
+            raise SessionError(str(e)) from None
         self.running = True
         self._thread = threading.Thread(target=self._read_keys, name='keys', daemon=True)
         self._thread.start()
@@ -149,15 +140,11 @@ class KeyboardNode(Node):
     def _read_keys(self) -> None:
         log = self.get_logger()
         while self.running:
-            ready, _, _ = select.select([self._fd], [], [], 0.1)
-            if not ready:
-                continue
-            data = os.read(self._fd, 1)
-            if not data:            # the terminal went away
+            key = self._keys.read(0.1)
+            if self._keys.closed_by_peer:       # the terminal went away
                 self.running = False
                 break
-            key = data.decode(errors='replace')
-            if key.isspace():
+            if key is None:
                 continue
             try:
                 if key == 'q':
@@ -178,11 +165,8 @@ class KeyboardNode(Node):
             self._thread.join(timeout=2.0)
         if self.jog:
             self.streamer.stop()
-        if self._terminal is not None:
-            fd, attributes = self._terminal
-            termios.tcsetattr(fd, termios.TCSADRAIN, attributes)
-        if self._fd is not None:
-            os.close(self._fd)
+        if self._keys is not None:
+            self._keys.close()
         super().destroy_node()
 
 

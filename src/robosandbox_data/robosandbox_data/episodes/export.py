@@ -27,12 +27,13 @@ import warnings
 import cv2
 import numpy as np
 
+from robosandbox_control.environment_state import environment_state, ENVIRONMENT_STATE, feature_names
 from robosandbox_control.units import (
     joint_units, JointUnits, lerobot_feature_names, ROS, UNIT_CONVENTIONS)
 from robosandbox_data.episodes.bag import decode, EpisodeBagError, find_bags, open_reader, read_info
 from robosandbox_data.episodes.frames import AlignmentError, frame_times, select
 from robosandbox_data.episodes.scan import (
-    EpisodeScan, IMAGE, JOINT_STATE, JOINT_TRAJECTORY, scan_episode)
+    EpisodeScan, IMAGE, JOINT_STATE, JOINT_TRAJECTORY, scan_episode, TASK_STATUS)
 
 STATE = 'observation.state'
 ACTION = 'action'
@@ -61,7 +62,10 @@ class ExportOptions:
     progress: bool = True
     state_topic: str = '/joint_states'
     action_topic: str = ''           # '' = /policy/action or /teleop/action if recorded, else /joint_trajectory
-    cameras: tuple[str, ...] = ()    # image topics; () = every image topic of the bags
+    cameras: tuple[str, ...] | None = ()   # image topics; () = every image topic of the bags; None = none
+    # observation.environment_state (robosandbox_control.environment_state) from this
+    # TaskStatus topic; '' = no such feature
+    environment_state: str = ''
     image_size: tuple[int, int] | None = None   # (height, width) to resize to; None = as recorded
     max_gap: float = 0.5             # s: an exported stream pausing longer refuses its episode
     encoder_threads: int | None = None
@@ -77,6 +81,7 @@ class EpisodePlan:
     times: np.ndarray                        # frame instants, s
     picks: dict[str, np.ndarray] = field(default_factory=dict)  # topic -> message index per frame
     action_topic: str = POLICY_ACTION
+    objects: list[str] = field(default_factory=list)   # of the environment state, in its order
 
     @property
     def frames(self) -> int:
@@ -110,7 +115,8 @@ def plan_episode(scan: EpisodeScan, options: ExportOptions) -> EpisodePlan:
     action_topic = options.action_topic or next(
         (t for t in STAMPED_ACTIONS if t in scan.topics), '/joint_trajectory')
     action = require(action_topic, JOINT_STATE, JOINT_TRAJECTORY)
-    image_topics = options.cameras or tuple(t.topic for t in scan.of_type(IMAGE))
+    image_topics = () if options.cameras is None else \
+        options.cameras or tuple(t.topic for t in scan.of_type(IMAGE))
     cameras, shapes = {}, {}
     for topic in image_topics:
         image = require(topic, IMAGE).first
@@ -124,7 +130,16 @@ def plan_episode(scan: EpisodeScan, options: ExportOptions) -> EpisodePlan:
     commanded = list(action.first.name if action.msgtype == JOINT_STATE else action.first.joint_names)
     if missing := [j for j in joint_names if j not in commanded]:
         raise ExportError(f'episode {name}: {action_topic} does not command {missing}')
-    streams = {t: scan.topics[t].stamps for t in (state.topic, action.topic, *cameras.values())}
+    objects = []
+    if options.environment_state:
+        status = require(options.environment_state, TASK_STATUS)
+        objects = sorted(status.first.object_names)
+        if not objects:
+            raise ExportError(f'episode {name}: {status.topic} names no object, so there is no '
+                              'environment state to export')
+    exported = (state.topic, action.topic, *cameras.values()) + (
+        (options.environment_state,) if objects else ())
+    streams = {t: scan.topics[t].stamps for t in exported}
     for topic in streams:
         timing = scan.topics[topic].timing
         if timing['largest_gap_s'] > options.max_gap:
@@ -140,7 +155,7 @@ def plan_episode(scan: EpisodeScan, options: ExportOptions) -> EpisodePlan:
     task = options.task or scan.info.instruction or scan.info.task
     if not task:
         raise ExportError(f'episode {name}: no task text in its metadata; pass --task')
-    return EpisodePlan(scan, task, joint_names, cameras, shapes, times, picks, action_topic)
+    return EpisodePlan(scan, task, joint_names, cameras, shapes, times, picks, action_topic, objects)
 
 
 def check_consistent(plans: list[EpisodePlan]) -> None:
@@ -151,12 +166,17 @@ def check_consistent(plans: list[EpisodePlan]) -> None:
             raise ExportError(f'{where}: joint names {plan.joint_names} != {first.joint_names}')
         if plan.image_shapes != first.image_shapes:
             raise ExportError(f'{where}: cameras {plan.image_shapes} != {first.image_shapes}')
+        if plan.objects != first.objects:
+            raise ExportError(f'{where}: objects {plan.objects} != {first.objects}')
 
 
 def dataset_features(plan: EpisodePlan, units: JointUnits, image_size: tuple[int, int] | None = None) -> dict:
     names = plan.joint_names if units.convention == ROS else lerobot_feature_names(plan.joint_names)
     vector = {'dtype': 'float32', 'shape': (len(names),), 'names': names}
     features = {STATE: dict(vector), ACTION: dict(vector)}
+    if plan.objects:
+        names = feature_names(plan.objects)
+        features[ENVIRONMENT_STATE] = {'dtype': 'float32', 'shape': (len(names),), 'names': names}
     for cam, shape in plan.image_shapes.items():
         features[IMAGE_FEATURE.format(cam)] = {
             'dtype': 'video', 'shape': (*image_size, 3) if image_size else shape,
@@ -206,9 +226,29 @@ def _decoders(plan: EpisodePlan, units: JointUnits, options: ExportOptions) -> d
             return img
         return image
 
+    def status(data):
+        msg = decode(data, TASK_STATUS)
+        poses = {n: ((p.position.x, p.position.y, p.position.z),
+                     (p.orientation.w, p.orientation.x, p.orientation.y, p.orientation.z))
+                 for n, p in zip(msg.object_names, msg.object_poses)}
+        if sorted(poses) != plan.objects:
+            raise ExportError(f'episode {name}: the task status changed its objects to {sorted(poses)} '
+                              f'from {plan.objects} mid-episode')
+        return environment_state(poses)
+
     decoders = {options.state_topic: state, plan.action_topic: action}
     decoders.update({topic: image_decoder(cam) for cam, topic in plan.cameras.items()})
+    if plan.objects:
+        decoders[options.environment_state] = status
     return decoders
+
+
+def _features_by_topic(plan: EpisodePlan, options: ExportOptions) -> dict[str, str]:
+    feature = {options.state_topic: STATE, plan.action_topic: ACTION}
+    feature.update({topic: IMAGE_FEATURE.format(cam) for cam, topic in plan.cameras.items()})
+    if plan.objects:
+        feature[options.environment_state] = ENVIRONMENT_STATE
+    return feature
 
 
 def read_frames(plan: EpisodePlan, units: JointUnits, options: ExportOptions) -> Iterator[dict]:
@@ -219,8 +259,7 @@ def read_frames(plan: EpisodePlan, units: JointUnits, options: ExportOptions) ->
     streams lag each other, not by the episode's length.
     """
     decoders = _decoders(plan, units, options)
-    feature = {options.state_topic: STATE, plan.action_topic: ACTION}
-    feature.update({topic: IMAGE_FEATURE.format(cam) for cam, topic in plan.cameras.items()})
+    feature = _features_by_topic(plan, options)
     picks = plan.picks
     if all(plan.scan.topics[t].offsets is not None for t in picks):
         yield from _read_frames_indexed(plan, decoders, feature)
@@ -515,13 +554,17 @@ def _run(args) -> int:
     import os
     os.environ.setdefault('SVT_LOG', '1')       # SVT-AV1 prints its banner per video otherwise
     logging.getLogger('lerobot.utils.import_utils').setLevel(logging.ERROR)
+    if args.no_cameras and args.camera:
+        print('robosandbox export-lerobot: --camera and --no-cameras contradict each other', file=sys.stderr)
+        return 2
     import lerobot.datasets.lerobot_dataset  # noqa: F401  (seconds of import, kept out of the timing)
     options = ExportOptions(
         fps=args.fps, units=args.units, robot=args.robot, task=args.task or '',
         repo_id=args.repo_id or '', include_all=args.all, append=args.append,
         dry_run=args.dry_run, progress=not args.no_progress,
         state_topic=args.state_topic, action_topic=args.action_topic,
-        cameras=tuple(args.camera or ()), image_size=args.image_size,
+        cameras=None if args.no_cameras else tuple(args.camera or ()), image_size=args.image_size,
+        environment_state=args.environment_state or '',
         max_gap=float('inf') if args.allow_gaps else args.max_gap)
     try:
         report = export(args.inputs, args.dataset_dir, options)
@@ -565,6 +608,12 @@ def add_command(subparsers) -> None:
                              'recorded, else /joint_trajectory)')
     parser.add_argument('--camera', action='append', metavar='IMAGE_TOPIC',
                         help='export only these image topics (repeatable; default: all)')
+    parser.add_argument('--no-cameras', action='store_true',
+                        help='export no image (a state-based dataset: with --environment-state)')
+    parser.add_argument('--environment-state', nargs='?', const='/task_status', metavar='STATUS_TOPIC',
+                        help='also export observation.environment_state: the poses of the objects of '
+                             'the recorded task status (default topic /task_status), for state-based '
+                             'policies; the policy node feeds the same from the live task status')
     parser.add_argument('--max-gap', type=float, default=ExportOptions.max_gap, metavar='SECONDS',
                         help='refuse an episode where an exported stream (state, targets, a camera) '
                              'pauses longer than this (default %(default)s s)')

@@ -27,6 +27,7 @@ _STAMPED_FIRST_FIELDS = ('std_msgs/msg/Header', 'builtin_interfaces/msg/Time')
 IMAGE = 'sensor_msgs/msg/Image'
 JOINT_STATE = 'sensor_msgs/msg/JointState'
 JOINT_TRAJECTORY = 'trajectory_msgs/msg/JointTrajectory'
+TASK_STATUS = 'robosandbox_msgs/msg/TaskStatus'
 
 
 @dataclass
@@ -119,7 +120,7 @@ def message_time(read_stamp, data: bytes, log_ns: int) -> float:
     return stamp if stamp is not None else log_ns * 1e-9
 
 
-_DECODE_FIRST = (IMAGE, JOINT_STATE, JOINT_TRAJECTORY, 'sensor_msgs/msg/CameraInfo')
+_DECODE_FIRST = (IMAGE, JOINT_STATE, JOINT_TRAJECTORY, TASK_STATUS, 'sensor_msgs/msg/CameraInfo')
 
 
 def _indexed_messages(mcap_path: Path, topics: dict[str, str]):
