@@ -164,11 +164,12 @@ def read_until(process, pattern, timeout):
 
 
 def pid_alive(pid):
+    """Running (an exited process not yet reaped, a zombie, is not)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]
+    except FileNotFoundError:
         return False
-    return True
+    return state != 'Z'
 
 
 def test_launch_sim_starts_and_stops_cleanly_on_ctrl_c():
@@ -186,6 +187,29 @@ def test_launch_sim_starts_and_stops_cleanly_on_ctrl_c():
     assert process.returncode == 0, rest
     assert 'interrupted; shutting down' in rest
     assert not pid_alive(pid)
+
+
+def test_nodes_stop_when_their_launcher_is_killed_outright():
+    # A SIGKILLed launcher (the OOM killer, a parent's subprocess.run on Ctrl-C) cannot
+    # shut its nodes down: they left a sim and a policy node running, orphaned.
+    process = start('launch', 'sim_policy', 'episodes:=50')
+    output = ''
+    try:
+        output = ''.join(read_until(process, r'started episode_runner \(pid \d+\)', 60))
+        pids = [int(p) for p in re.findall(r'started \w+ \(pid (\d+)\)', output)]
+        assert len(pids) == 3, output
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(10)
+        deadline = time.monotonic() + 30.0
+        while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in pids if pid_alive(pid)]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        for pid in re.findall(r'started \w+ \(pid (\d+)\)', output):
+            if pid_alive(int(pid)):
+                os.kill(int(pid), signal.SIGKILL)
 
 
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])

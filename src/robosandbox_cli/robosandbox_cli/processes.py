@@ -4,11 +4,15 @@ This is what ``robosandbox run`` and ``robosandbox launch`` use where the ROS
 launch stack is not installed. It does not interpret launch files: it starts
 the command lines a :class:`~robosandbox_cli.bringup.Bringup` gives,
 prefixes their output with the node name, and shuts them all down (SIGINT,
-then SIGTERM, then SIGKILL) when one exits or the user presses Ctrl-C.
+then SIGTERM, then SIGKILL) when one exits or the user presses Ctrl-C. A
+launcher that is killed outright (SIGKILL, the OOM killer) cannot do that, so
+each child is also asked by the kernel to stop (SIGTERM, a requested stop for
+our nodes: the arm's torque goes off) when its launcher dies.
 """
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
 from importlib import metadata
 import os
@@ -26,6 +30,18 @@ SIGTERM_TIMEOUT = 5.0  # s to exit after SIGTERM before SIGKILL
 
 
 TERMINAL_VARIABLE = 'ROBOSANDBOX_TERMINAL'
+
+_PR_SET_PDEATHSIG = 1      # linux/prctl.h
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == 'linux' else None
+
+
+def _stop_with(launcher: int):
+    """Run in the child between fork and exec: SIGTERM when ``launcher`` dies."""
+    def arrange() -> None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        if os.getppid() != launcher:       # it died before the request was in place
+            os._exit(1)
+    return arrange if _LIBC is not None else None
 
 
 class ExecutableNotFound(LookupError):
@@ -120,9 +136,12 @@ class ProcessGroup:
 
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
         # Own session: Ctrl-C reaches us only, and we shut children down in order.
+        # The kernel's parent-death signal is tied to the thread that forks: start()
+        # runs in the launcher's main thread, which lives as long as the launcher.
         process = subprocess.Popen(
             argv, env=ros_environment(env), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_stop_with(os.getpid()))
         reader = threading.Thread(target=self._pump, args=(name, process.stdout), daemon=True)
         reader.start()
         child = Child(name, process, reader)
