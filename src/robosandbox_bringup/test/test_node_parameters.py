@@ -117,7 +117,7 @@ def test_policy_parameters(ros):
     process = NodeProcess('robosandbox_policy', 'policy_node', 'policy:=hold', name='policy')
     try:
         params = _node(ros, process, 'policy')
-        _check_common(params, 'policy', 'expert', 'action_tolerance', 0.05)
+        _check_common(params, 'policy', 'expert', 'action_tolerance', 0.1)
         assert params.dump()['joint_names'] == []
         assert not params.set('action_tolerance', 5.0).successful       # range [0, 1]
         assert process.interrupt() == 0

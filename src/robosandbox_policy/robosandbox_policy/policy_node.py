@@ -78,7 +78,7 @@ class PolicyParameters:
                                    read_only=True, range=(0, 256))
     replay_lookahead: float = parameter(0.0, 'Replay: command each target this many s early.',
                                         read_only=True, range=(0.0, 10.0))
-    action_tolerance: float = parameter(0.02, 'rad beyond a joint limit an action may go (then clipped); '
+    action_tolerance: float = parameter(0.05, 'rad beyond a joint limit an action may go (then clipped); '
                                               'further out stops the run.', range=(0.0, 1.0))
     lockstep: bool = parameter(False, "Drive a sim in lockstep (its parameter of that name) through "
                                       'step_service: every tick waits for the policy, none is missed.',

@@ -115,6 +115,21 @@ def test_invalid_actions_stop_the_run_and_the_arm_holds(
     np.testing.assert_allclose(np.array(client.states[-1].position), before, atol=0.01)
 
 
+def test_a_learned_target_just_beyond_a_limit_is_clipped_to_it(client, policy_node, write_act, tmp_path):
+    # ACT trained on demonstrations that hug wrist_flex's limit overshoots it by 0.02-0.03
+    # rad (issue 14's runs): within action_tolerance (0.05) the target is sent, at the limit.
+    upper = 1.74533                                       # the gripper's, robot.yaml
+    checkpoint = write_act(tmp_path / 'hugging', np.array([0.0, -1.2, 1.1, 1.1, 0.0, upper + 0.03]),
+                           spread=0.001)
+    process = policy_node(str(checkpoint), 'units:=ros')
+    reset(client, 1)
+    client.commands.clear()
+    result = run(client, process, max_steps=10)
+    assert result.end_reason != Result.POLICY_ERROR, result.reason
+    assert spin_until(client, lambda: len(client.commands) >= 10, 5.0)
+    assert all(c.points[0].positions[5] == pytest.approx(upper) for c in client.commands)
+
+
 @pytest.mark.parametrize('policy, message', [
     ('/no/such/checkpoint', 'no checkpoint directory'),
     ('replay:/no/such/file.csv', 'cannot read trajectory'),
