@@ -49,4 +49,17 @@ def test_each_stage_hands_the_next_what_it_needs(tmp_path):
     episode, = [json.loads(line) for line in (work / 'eval' / 'episodes.jsonl').read_text().splitlines()]
     assert episode['end_reason'] == '1 s' and episode['steps'] == 31 and episode['missed_ticks'] == 0
     assert result['evaluation']['episodes'] == 1
-    assert 'closed loop: 2 expert episodes, 3 training steps' in process.stdout
+    assert 'closed loop (images): 2 expert episodes, 3 training steps' in process.stdout
+
+    # The state-based loop on the same recording: joints and the cube's pose, no image.
+    process = subprocess.run([sys.executable, str(PIPELINE), '--toy', '--inputs', 'state', '--work', str(work)],
+                             capture_output=True, text=True, timeout=900)
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+    assert '[record] already done' in process.stdout
+    dataset = LeRobotDataset('local/pick_cube_state', root=work / 'dataset_state')
+    assert dataset.meta.video_keys == [] and dataset.num_episodes == 2
+    assert dataset.meta.features['observation.environment_state']['names'][:3] == ['cube.x', 'cube.y', 'cube.z']
+    loaded = load(str(work / 'train_state' / 'checkpoints' / 'last' / 'pretrained_model'))
+    assert not loaded.config.image_features and loaded.config.env_state_feature.shape == (7,)
+    episode, = [json.loads(line) for line in (work / 'eval_state' / 'episodes.jsonl').read_text().splitlines()]
+    assert episode['end_reason'] == '1 s' and episode['steps'] == 31 and episode['missed_ticks'] == 0
