@@ -30,6 +30,13 @@ class EnvironmentStateError(ValueError):
     """Object poses that do not make the expected environment state."""
 
 
+def object_poses(status) -> dict[str, Pose]:
+    """name -> (xyz, wxyz) of a TaskStatus: a live rclpy message or one decoded from a bag."""
+    return {name: (np.array([p.position.x, p.position.y, p.position.z]),
+                   np.array([p.orientation.w, p.orientation.x, p.orientation.y, p.orientation.z]))
+            for name, p in zip(status.object_names, status.object_poses)}
+
+
 def feature_names(objects: Iterable[str]) -> list[str]:
     return [f'{name}.{field}' for name in sorted(objects) for field in POSE_FIELDS]
 

@@ -39,6 +39,7 @@ from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robosandbox_control.arm_interface import time_msg, to_seconds
+from robosandbox_control.environment_state import object_poses
 from robosandbox_control.messages import diagnostic_array, diagnostic_status, OK
 from robosandbox_control.parameters import declare, parameter, watch
 from robosandbox_control.qos import IMAGE_QOS
@@ -285,10 +286,7 @@ class PolicyNode(Node):
         poses = {}
         status = self._status
         if status is not None and to_seconds(status.header.stamp) >= run.first_stamp:
-            for name, pose in zip(status.object_names, status.object_poses):
-                poses[name] = (np.array([pose.position.x, pose.position.y, pose.position.z]),
-                               np.array([pose.orientation.w, pose.orientation.x,
-                                         pose.orientation.y, pose.orientation.z]))
+            poses = object_poses(status)
         elif self.policy.needs_object_poses:
             return None
         return Observation(time=stamp, joint_positions=positions, images=images, task=run.task,

@@ -27,7 +27,8 @@ import warnings
 import cv2
 import numpy as np
 
-from robosandbox_control.environment_state import environment_state, ENVIRONMENT_STATE, feature_names
+from robosandbox_control.environment_state import (
+    environment_state, ENVIRONMENT_STATE, feature_names, object_poses)
 from robosandbox_control.units import (
     joint_units, JointUnits, lerobot_feature_names, ROS, UNIT_CONVENTIONS)
 from robosandbox_data.episodes.bag import decode, EpisodeBagError, find_bags, open_reader, read_info
@@ -227,10 +228,7 @@ def _decoders(plan: EpisodePlan, units: JointUnits, options: ExportOptions) -> d
         return image
 
     def status(data):
-        msg = decode(data, TASK_STATUS)
-        poses = {n: ((p.position.x, p.position.y, p.position.z),
-                     (p.orientation.w, p.orientation.x, p.orientation.y, p.orientation.z))
-                 for n, p in zip(msg.object_names, msg.object_poses)}
+        poses = object_poses(decode(data, TASK_STATUS))
         if sorted(poses) != plan.objects:
             raise ExportError(f'episode {name}: the task status changed its objects to {sorted(poses)} '
                               f'from {plan.objects} mid-episode')
