@@ -2,7 +2,7 @@
 
 The target starts where the follower's ``joint_states`` says it is; each change
 (a key, a gamepad tick) moves it; a thread streams it ``rate`` times a second
-(``TargetPublisher``, as ``so101_leader`` does), through ``TeleopStream``: the
+(``Follower``, as ``so101_leader`` does), through ``TeleopStream``: the
 follower is led to it slowly at the start and after a far change (home).
 """
 
@@ -14,11 +14,10 @@ import time
 
 import numpy as np
 from rclpy.node import Node
-from sensor_msgs.msg import JointState
 
 from robosandbox_teleop.jog import Jog
 from robosandbox_teleop.stream import TeleopStream, TeleopStreamConfig
-from robosandbox_teleop.targets import TargetPublisher
+from robosandbox_teleop.targets import Follower
 
 Change = Callable[[np.ndarray], tuple[np.ndarray | None, str]]
 
@@ -29,12 +28,10 @@ class JogStreamer:
         self.node, self.jog, self.period = node, jog, 1.0 / rate
         self.stream = TeleopStream(TeleopStreamConfig(approach_velocity))
         self._target: np.ndarray | None = None
-        self._follower: np.ndarray | None = None
         self._lock = threading.Lock()
         self._running = False
         self._thread: threading.Thread | None = None
-        node.create_subscription(JointState, 'joint_states', self._on_follower, 10)
-        self.targets = TargetPublisher(node, jog.joints)
+        self.follower = Follower(node, jog.joints)
 
     def start(self) -> None:
         self._running = True
@@ -59,23 +56,19 @@ class JogStreamer:
                     self.stream.reset()
         return line
 
-    def _on_follower(self, msg: JointState) -> None:
-        index = {name: i for i, name in enumerate(msg.name)}
-        if all(j in index for j in self.jog.joints):
-            self._follower = np.array([msg.position[index[j]] for j in self.jog.joints])
-
     def _loop(self) -> None:
         next_tick, last = time.monotonic(), None
         while self._running:
             next_tick += self.period
+            follower = self.follower.positions
             with self._lock:
-                if self._target is None and self._follower is not None:
-                    self._target = self._follower.copy()
+                if self._target is None and follower is not None:
+                    self._target = follower.copy()
                 desired = None if self._target is None else self._target.copy()
             if desired is not None:
                 now = time.monotonic()
-                target = self.stream.target(desired, self._follower, self.period if last is None else now - last)
+                target = self.stream.target(desired, follower, self.period if last is None else now - last)
                 last = now
                 if target is not None:
-                    self.targets.publish(target, self.node.get_clock().now().to_msg())
+                    self.follower.command(target, self.node.get_clock().now().to_msg())
             time.sleep(max(0.0, next_tick - time.monotonic()))

@@ -32,7 +32,7 @@ from robosandbox_description.robot import load_robot, RobotDescriptionError
 from robosandbox_hw.leader import (
     CalibrationError, default_leader_calibration_file, LeaderError, So101Leader, So101LeaderConfig)
 from robosandbox_teleop.stream import TeleopStream, TeleopStreamConfig
-from robosandbox_teleop.targets import TargetPublisher
+from robosandbox_teleop.targets import Follower
 
 RECONNECT_PERIOD = 1.0     # s between looks for a lost leader
 
@@ -77,12 +77,10 @@ class LeaderNode(Node):
         self.lower, self.upper = robot.lower[order], robot.upper[order]
         self.period = 1.0 / p.rate
         self.stream = TeleopStream(TeleopStreamConfig(p.approach_velocity, p.approach_tolerance))
-        self._follower: np.ndarray | None = None
         self._beyond = ''                          # the joints last found beyond the follower's limits
 
         self.state_pub = self.create_publisher(JointState, 'leader/joint_states', 10)
-        self.targets = TargetPublisher(self, self.joints)    # stamped with the read they come from
-        self.create_subscription(JointState, 'joint_states', self._on_follower, 10)
+        self.follower = Follower(self, self.joints)     # targets stamped with the read they come from
 
         deadline = time.monotonic() + p.connect_timeout
         while not os.path.exists(p.port) and time.monotonic() < deadline:
@@ -103,12 +101,7 @@ class LeaderNode(Node):
         self._thread = threading.Thread(target=self._loop, name='leader', daemon=True)
         self._thread.start()
         self.get_logger().info(f'leader on {p.port} ({calibration}), streaming to '
-                               f'{self.targets.command_pub.topic_name} at {p.rate:g} Hz')
-
-    def _on_follower(self, msg: JointState) -> None:
-        index = {name: i for i, name in enumerate(msg.name)}
-        if all(j in index for j in self.joints):
-            self._follower = np.array([msg.position[index[j]] for j in self.joints])
+                               f'{self.follower.command_pub.topic_name} at {p.rate:g} Hz')
 
     def _loop(self) -> None:
         try:
@@ -150,7 +143,7 @@ class LeaderNode(Node):
         now = self.get_clock().now().to_msg()
         self.state_pub.publish(joint_state_msg(self.joints, now, reading, np.zeros(len(reading))))
         dt = self.period if last is None else time.monotonic() - last
-        target = self.stream.target(reading, self._follower, dt)
+        target = self.stream.target(reading, self.follower.positions, dt)
         if target is None:
             return
         beyond = ', '.join(j for j, q, lo, hi in zip(self.joints, target, self.lower, self.upper)
@@ -162,7 +155,7 @@ class LeaderNode(Node):
                                           'nothing sent, the follower holds until the leader is back inside')
         if beyond:
             return
-        self.targets.publish(target, now)
+        self.follower.command(target, now)
 
     def destroy_node(self) -> None:
         self._running = False

@@ -1,4 +1,5 @@
-"""How every teleoperator hands its target to the follower (rclpy glue, one place).
+"""The follower as every teleoperator sees it (rclpy glue, one place): where it is,
+from ``joint_states`` in the teleoperator's joint order, and how a target is handed to it.
 
 ``joint_trajectory``: one point, stamp 0 and time_from_start 0, the target from
 now on, as LeRobot writes a leader's positions as goals (reads are close
@@ -23,14 +24,21 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from robosandbox_control.clients import duration_msg
 
 
-class TargetPublisher:
+class Follower:
 
     def __init__(self, node: Node, joints: Sequence[str]):
         self.joints = list(joints)
+        self.positions: np.ndarray | None = None      # rad, measured; None until joint_states names every joint
         self.command_pub = node.create_publisher(JointTrajectory, 'joint_trajectory', 10)
         self.action_pub = node.create_publisher(JointState, 'teleop/action', 10)
+        node.create_subscription(JointState, 'joint_states', self._on_state, 10)
 
-    def publish(self, target: np.ndarray, stamp: Time) -> None:
+    def _on_state(self, msg: JointState) -> None:
+        index = {name: i for i, name in enumerate(msg.name)}
+        if all(j in index for j in self.joints):
+            self.positions = np.array([msg.position[index[j]] for j in self.joints])
+
+    def command(self, target: np.ndarray, stamp: Time) -> None:
         positions = [float(v) for v in target]
         self.command_pub.publish(JointTrajectory(joint_names=self.joints, points=[
             JointTrajectoryPoint(positions=positions, time_from_start=duration_msg(0.0))]))
