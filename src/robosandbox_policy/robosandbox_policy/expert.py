@@ -29,6 +29,11 @@ class ExpertConfig:
     speed: float = 0.25                # m/s of the end-effector set point
     slow_speed: float = 0.08           # m/s while descending onto the object and lifting
     gripper_time: float = 0.6          # s to open or close the gripper
+    # rad the arm's targets keep inside every joint limit. A policy that imitates
+    # a demonstration pressed against a limit overshoots it by a few hundredths
+    # of a radian (measured: wrist_flex, 0.02-0.05 rad), which the policy node
+    # refuses; demonstrations that keep clear of the limits leave it that room.
+    limit_margin: float = 0.05
 
 
 def _quat(rotation: np.ndarray) -> np.ndarray:
@@ -172,7 +177,8 @@ class PickPlaceExpert:
         if self.phase not in ('open', 'approach'):
             self._rotation = self._grasp['rotation']
         if self.phase != 'open':
-            self._q, _ = self.kinematics.solve(self._setpoint, self._rotation, self._q)
+            self._q, _ = self.kinematics.solve(self._setpoint, self._rotation, self._q,
+                                               limit_margin=cfg.limit_margin)
         return np.append(self._q, self._gripper)
 
     def close(self) -> None:

@@ -47,12 +47,18 @@ def test_expert_targets_stay_within_limits_and_move_smoothly(sim, expert):
     sim.reset('pick_cube', 7)
     expert.reset()
     lo, hi = sim.joint_limits()
+    # The arm keeps clear of its limits by the margin a learned imitation needs.
+    margin = expert.config.limit_margin
+    assert margin > 0
+    arm = slice(0, 5)
     previous = None
     for _ in range(150):
         obs = Observation(time=sim.time, joint_positions=sim.joint_positions(),
                           object_poses=sim.status().object_poses)
         target = expert.act(obs)
         assert np.all(target >= lo) and np.all(target <= hi)
+        assert np.all(target[arm] >= lo[arm] + margin - 1e-9), target
+        assert np.all(target[arm] <= hi[arm] - margin + 1e-9), target
         if previous is not None:
             # Arm joints move at a bounded speed: no jumps between 30 Hz ticks.
             assert np.max(np.abs(target[:5] - previous[:5])) < 0.25

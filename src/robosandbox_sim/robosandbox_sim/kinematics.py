@@ -46,13 +46,15 @@ class ArmKinematics:
 
     def solve(self, position: np.ndarray, rotation: np.ndarray, q_start: np.ndarray,
               orientation_weight: float = 0.3, iterations: int = 50, damping: float = 1e-3,
-              tolerance: float = 1e-4) -> tuple[np.ndarray, float]:
+              tolerance: float = 1e-4, limit_margin: float = 0.0) -> tuple[np.ndarray, float]:
         """Arm joint angles reaching ``position``/``rotation``, starting from ``q_start``.
 
         A 5-joint arm cannot match every orientation, so the pose error is a
         weighted least-squares one; returns the solution and its position error (m).
+        The solution stays ``limit_margin`` (rad) inside every joint limit.
         """
-        q = np.clip(np.asarray(q_start, dtype=float), self.lower, self.upper)
+        lower, upper = self.lower + limit_margin, self.upper - limit_margin
+        q = np.clip(np.asarray(q_start, dtype=float), lower, upper)
         err = np.zeros(6)
         for _ in range(iterations):
             pos, rot = self.forward(q)
@@ -67,6 +69,6 @@ class ArmKinematics:
             jac = np.vstack([self._jacp[:, self._arm_dof],
                              orientation_weight * self._jacr[:, self._arm_dof]])
             dq = jac.T @ np.linalg.solve(jac @ jac.T + damping * np.eye(6), err)
-            q = np.clip(q + dq, self.lower, self.upper)
+            q = np.clip(q + dq, lower, upper)
         pos, _ = self.forward(q)
         return q, float(np.linalg.norm(position - pos))
