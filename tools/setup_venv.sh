@@ -37,6 +37,17 @@ if ! ldconfig -p | grep -q 'libEGL.so.1' || ! ls /usr/lib/*/dri/swrast_dri.so >/
   fi
 fi
 
+# --- Debian's Chromium, for the viewer's browser test (skipped, saying why, without it).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then
+    say "installing Debian's chromium for the viewer's browser test"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+      || say "chromium could not be installed: the browser test will be skipped"
+  else
+    say "no /usr/bin/chromium (sudo apt-get install chromium): the viewer's browser test will be skipped"
+  fi
+fi
+
 # --- Python 3.12 venv with pinned dependencies.
 if [ ! -x "$VENV/bin/python" ]; then
   PY=$(find_python312) || die "Python 3.12 not found (python3.12 on PATH or pyenv 3.12.x)"
@@ -107,7 +118,7 @@ build_interfaces src/robosandbox_msgs
 # --- Our ament_python packages: a normal (not editable) install, so package.xml,
 # the ament index markers, launch and config files land in $VENV/share like an
 # install space.
-py_pkgs=(robosandbox_description robosandbox_control robosandbox_sim robosandbox_hw robosandbox_teleop robosandbox_policy robosandbox_data robosandbox_cli robosandbox_bringup)
+py_pkgs=(robosandbox_description robosandbox_control robosandbox_sim robosandbox_hw robosandbox_teleop robosandbox_policy robosandbox_data robosandbox_viewer robosandbox_cli robosandbox_bringup)
 py_stamp=$VENV/.robosandbox-python.sha256
 py_hash=$(for p in "${py_pkgs[@]}"; do find "src/$p" -type f -not -path '*/test/*' -not -name '*.pyc'; done \
   | sort | xargs sha256sum | sha256sum | cut -d' ' -f1)

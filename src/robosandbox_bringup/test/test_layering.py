@@ -24,6 +24,7 @@ LAYERS = {
     'robosandbox_sim': 2, 'robosandbox_hw': 2,
     'robosandbox_data': 3, 'robosandbox_teleop': 3,
     'robosandbox_policy': 4,      # replays read episode bags through robosandbox_data
+    'robosandbox_viewer': 4,      # shows episode bags (robosandbox_data) and task files (robosandbox_sim)
     'robosandbox_bringup': 5,
 }
 

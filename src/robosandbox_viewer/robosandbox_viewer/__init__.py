@@ -1,0 +1,1 @@
+"""Watching robosandbox in Rerun: live graphs, recorded episodes and LeRobot datasets."""

@@ -1,0 +1,138 @@
+"""``viewer``: the live graph in Rerun, served to a browser on localhost.
+
+rclpy glue around :class:`robosandbox_viewer.scene.Scene`. It subscribes to what a
+backend, a policy and a teleop publish (robot_description, /tf, /tf_static,
+scene_markers, joint_states, joint_trajectory, policy/action, teleop/action,
+task_status, every ``cameras/<name>/image_raw`` as it appears, /rosout) and logs
+them to Rerun, which serves its web viewer (``web_port``) and, with ``save``,
+writes a .rrd file.
+
+It must not slow the graph it watches: streams are subscribed best-effort with a
+depth of one, so a busy viewer drops old messages instead of holding up a
+reliable publisher or queueing; the latched topics (robot_description,
+/tf_static, scene_markers) are read as latched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rcl_interfaces.msg import Log
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+from tf2_msgs.msg import TFMessage
+from trajectory_msgs.msg import JointTrajectory
+from visualization_msgs.msg import MarkerArray
+
+from robosandbox_control.parameters import declare, parameter
+from robosandbox_control.qos import LATCHED_QOS
+from robosandbox_control.spinning import run_node
+from robosandbox_msgs.msg import TaskStatus
+from robosandbox_viewer.scene import open_view, Scene, SceneError, stamp_seconds
+
+# Newest only, never resent: what a viewer wants of a stream.
+LATEST = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+ACTION_TOPICS = ('policy/action', 'teleop/action')
+CAMERA_SCAN_PERIOD = 1.0      # s between looks for new cameras
+
+
+@dataclass
+class ViewerParameters:
+    """Parameters of ``viewer``; fixed once it runs."""
+
+    web_port: int = parameter(9090, "Port of Rerun's web viewer on localhost (0: none, only save).",
+                              read_only=True, range=(0, 65535))
+    grpc_port: int = parameter(9876, 'Port on which the web viewer reads the recording (Rerun gRPC).',
+                               read_only=True, range=(1, 65535))
+    save: str = parameter('', 'A .rrd file to write the recording to as well (empty: none).', read_only=True)
+    memory_limit: str = parameter('1GiB', 'What the served recording may hold before its oldest data '
+                                          'is dropped (Rerun size, e.g. 512MiB).', read_only=True)
+
+
+class ViewerNode(Node):
+
+    def __init__(self, **kwargs):
+        super().__init__('viewer', **kwargs)
+        p = self.p = declare(self, ViewerParameters)
+        self.view = open_view('robosandbox', p.web_port, p.grpc_port, p.save, p.memory_limit)
+        self.url = self.view.url
+        self.scene = Scene(*self.view.streams)
+        self.create_subscription(String, 'robot_description', self._description, LATCHED_QOS)
+        self.create_subscription(TFMessage, '/tf_static', lambda m: self.scene.transforms(m, static=True),
+                                 LATCHED_QOS)
+        self.create_subscription(TFMessage, '/tf', lambda m: self.scene.transforms(m, static=False), LATEST)
+        self.create_subscription(MarkerArray, 'scene_markers', self.scene.markers, LATCHED_QOS)
+        self.create_subscription(JointState, 'joint_states', self._measured, LATEST)
+        self.create_subscription(JointTrajectory, 'joint_trajectory', self._commanded, LATEST)
+        for topic in ACTION_TOPICS:
+            self.create_subscription(JointState, topic, self._action, LATEST)
+        self.create_subscription(TaskStatus, 'task_status', self._status, LATEST)
+        self.create_subscription(Log, '/rosout', self._log, QoSProfile(depth=100))
+        self._cameras: set[str] = set()
+        self._scan_cameras()
+        self.create_timer(CAMERA_SCAN_PERIOD, self._scan_cameras)
+        if self.url:
+            self.get_logger().info(f'Rerun web viewer: {self.url}')
+        if p.save:
+            self.get_logger().info(f'saving the recording to {p.save}')
+
+    def destroy_node(self):
+        self.scene.close()
+        self.view.close()
+        return super().destroy_node()
+
+    def _time(self, stamp) -> float:
+        """A message's stamp, or now on this node's clock for a zero stamp ("now")."""
+        seconds = stamp_seconds(stamp)
+        return seconds if seconds > 0 else self.get_clock().now().nanoseconds * 1e-9
+
+    def _scan_cameras(self) -> None:
+        prefix = self.get_namespace().rstrip('/') + '/cameras/'
+        for topic, types in self.get_topic_names_and_types():
+            if topic.startswith(prefix) and topic.endswith('/image_raw') and 'sensor_msgs/msg/Image' in types:
+                camera = topic[len(prefix):-len('/image_raw')]
+                if camera and camera not in self._cameras:
+                    self._cameras.add(camera)
+                    self.create_subscription(Image, topic, lambda m, c=camera: self._image(c, m), LATEST)
+
+    def _description(self, msg: String) -> None:
+        try:
+            self.scene.robot_description(msg.data)
+        except Exception as e:      # Rerun's URDF loader: a model it cannot read is shown without it
+            self.get_logger().error(f'robot_description not shown: {e}')
+
+    def _image(self, camera: str, msg: Image) -> None:
+        try:
+            self.scene.image(camera, msg, self._time(msg.header.stamp))
+        except SceneError as e:
+            self.get_logger().warning(f'cameras/{camera}: {e}', throttle_duration_sec=10.0)
+
+    def _measured(self, msg: JointState) -> None:
+        self.scene.joint_values(msg.name, msg.position, self._time(msg.header.stamp), 'measured')
+
+    def _commanded(self, msg: JointTrajectory) -> None:
+        if msg.points:
+            self.scene.joint_values(msg.joint_names, msg.points[0].positions, self._time(msg.header.stamp),
+                                    'commanded')
+
+    def _action(self, msg: JointState) -> None:
+        self.scene.joint_values(msg.name, msg.position, self._time(msg.header.stamp), 'action')
+
+    def _status(self, msg: TaskStatus) -> None:
+        self.scene.task_status(msg, self._time(msg.header.stamp))
+
+    def _log(self, msg: Log) -> None:
+        # A log line's stamp is its node's system time even under use_sim_time:
+        # shown when it arrived, on the graph's clock with everything else.
+        if msg.name != self.get_name():
+            self.scene.log_line(msg.name, msg.level, msg.msg, self.get_clock().now().nanoseconds * 1e-9)
+
+
+def main(args=None) -> int:
+    return run_node('viewer', ViewerNode, (ValueError, RuntimeError, OSError), args=args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
