@@ -56,7 +56,16 @@ def percentile(values, q):
     return values[min(len(values) - 1, int(q * len(values)))] if values else float('nan')
 
 
-def run(name: str, duration: float) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time (s) a process has used so far (Linux /proc)."""
+    fields = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def run(name: str, duration: float, beside: dict[str, list[str]] | None = None) -> dict:
+    """Measure scenario ``name`` for ``duration`` s, with the processes ``beside``
+    (name: argv) running next to the sim: their CPU use is reported as
+    ``<name>_cpu`` (cores, over the measured window)."""
     spec = SCENARIOS[name]
     width, height = spec['size']
     params = dict(spec['params'], camera_width=str(width), camera_height=str(height), camera_rate='30.0')
@@ -64,6 +73,7 @@ def run(name: str, duration: float) -> dict:
         arg for k, v in params.items() for arg in ('-p', f'{k}:={v}')]
     group = ProcessGroup(out=Devnull())
     group.start('sim', argv)
+    others = {other: group.start(other, command) for other, command in (beside or {}).items()}
     node = rclpy.create_node(f'bench_{name}')
     diag, images, latency = [], {c: [] for c in spec['cameras']}, []
     state = {'measuring': False, 'joint_states': 0, 'tf': 0}
@@ -104,9 +114,12 @@ def run(name: str, duration: float) -> dict:
             rclpy.spin_once(node, timeout_sec=0.05)
         state['measuring'] = True
         start = time.monotonic()
+        cpu_start = {other: cpu_seconds(child.process.pid) for other, child in others.items()}
         while time.monotonic() - start < duration:
             rclpy.spin_once(node, timeout_sec=0.05)
         elapsed = time.monotonic() - start
+        cpu = {f'{other}_cpu': (cpu_seconds(child.process.pid) - cpu_start[other]) / elapsed
+               for other, child in others.items()}
     finally:
         node.destroy_node()
         group.shutdown()
@@ -114,6 +127,7 @@ def run(name: str, duration: float) -> dict:
     rtf = [float(d['real_time_factor']) for d in diag]
     tf_cost = [float(d['tf_publish_p50_ms']) for d in diag if 'tf_publish_p50_ms' in d]
     result = {
+        **cpu,
         'tf_hz': state['tf'] / elapsed,
         'tf_publish_p50_ms': statistics.median(tf_cost) if tf_cost else float('nan'),
         'rtf_median': statistics.median(rtf) if rtf else float('nan'),

@@ -49,6 +49,9 @@ class ViewerParameters:
     save: str = parameter('', 'A .rrd file to write the recording to as well (empty: none).', read_only=True)
     memory_limit: str = parameter('1GiB', 'What the served recording may hold before its oldest data '
                                           'is dropped (Rerun size, e.g. 512MiB).', read_only=True)
+    max_rate: float = parameter(30.0, 'Most updates per second (graph time) logged of each stream: joint '
+                                      'states, targets, each TF frame, each camera (0: every message).',
+                                range=(0.0, 1000.0))
 
 
 class ViewerNode(Node):
@@ -62,7 +65,8 @@ class ViewerNode(Node):
         self.create_subscription(String, 'robot_description', self._description, LATCHED_QOS)
         self.create_subscription(TFMessage, '/tf_static', lambda m: self.scene.transforms(m, static=True),
                                  LATCHED_QOS)
-        self.create_subscription(TFMessage, '/tf', lambda m: self.scene.transforms(m, static=False), LATEST)
+        self.create_subscription(TFMessage, '/tf', self._tf, QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.BEST_EFFORT))
         self.create_subscription(MarkerArray, 'scene_markers', self.scene.markers, LATCHED_QOS)
         self.create_subscription(JointState, 'joint_states', self._measured, LATEST)
         self.create_subscription(JointTrajectory, 'joint_trajectory', self._commanded, LATEST)
@@ -70,6 +74,7 @@ class ViewerNode(Node):
             self.create_subscription(JointState, topic, self._action, LATEST)
         self.create_subscription(TaskStatus, 'task_status', self._status, LATEST)
         self.create_subscription(Log, '/rosout', self._log, QoSProfile(depth=100))
+        self._last: dict[str, float] = {}         # stream -> graph time last logged
         self._cameras: set[str] = set()
         self._scan_cameras()
         self.create_timer(CAMERA_SCAN_PERIOD, self._scan_cameras)
@@ -82,6 +87,15 @@ class ViewerNode(Node):
         self.scene.close()
         self.view.close()
         return super().destroy_node()
+
+    def _due(self, stream: str, seconds: float) -> bool:
+        """Whether ``stream`` is due an update at ``seconds``: at most ``max_rate`` a
+        second are logged; a viewer shows no more, and each costs its CPU."""
+        last = self._last.get(stream)
+        if self.p.max_rate > 0 and last is not None and 0 <= seconds - last < 1.0 / self.p.max_rate:
+            return False
+        self._last[stream] = seconds
+        return True
 
     def _time(self, stamp) -> float:
         """A message's stamp, or now on this node's clock for a zero stamp ("now")."""
@@ -103,22 +117,35 @@ class ViewerNode(Node):
         except Exception as e:      # Rerun's URDF loader: a model it cannot read is shown without it
             self.get_logger().error(f'robot_description not shown: {e}')
 
+    def _tf(self, msg: TFMessage) -> None:
+        # Decimated per frame: a message may carry the robot's links or the objects alone.
+        due = [t for t in msg.transforms if self._due(f'tf:{t.child_frame_id}', stamp_seconds(t.header.stamp))]
+        if due:
+            self.scene.transforms(TFMessage(transforms=due), static=False)
+
     def _image(self, camera: str, msg: Image) -> None:
+        seconds = self._time(msg.header.stamp)
+        if not self._due(f'camera:{camera}', seconds):
+            return
         try:
-            self.scene.image(camera, msg, self._time(msg.header.stamp))
+            self.scene.image(camera, msg, seconds)
         except SceneError as e:
             self.get_logger().warning(f'cameras/{camera}: {e}', throttle_duration_sec=10.0)
 
     def _measured(self, msg: JointState) -> None:
-        self.scene.joint_values(msg.name, msg.position, self._time(msg.header.stamp), 'measured')
+        seconds = self._time(msg.header.stamp)
+        if self._due('measured', seconds):
+            self.scene.joint_values(msg.name, msg.position, seconds, 'measured')
 
     def _commanded(self, msg: JointTrajectory) -> None:
-        if msg.points:
-            self.scene.joint_values(msg.joint_names, msg.points[0].positions, self._time(msg.header.stamp),
-                                    'commanded')
+        seconds = self._time(msg.header.stamp)
+        if msg.points and self._due('commanded', seconds):
+            self.scene.joint_values(msg.joint_names, msg.points[0].positions, seconds, 'commanded')
 
     def _action(self, msg: JointState) -> None:
-        self.scene.joint_values(msg.name, msg.position, self._time(msg.header.stamp), 'action')
+        seconds = self._time(msg.header.stamp)
+        if self._due('action', seconds):
+            self.scene.joint_values(msg.name, msg.position, seconds, 'action')
 
     def _status(self, msg: TaskStatus) -> None:
         self.scene.task_status(msg, self._time(msg.header.stamp))
