@@ -21,6 +21,7 @@ setup(
     entry_points={
         'console_scripts': [
             'viewer = robosandbox_viewer.viewer_node:main',
+            'foxglove_bridge = robosandbox_viewer.foxglove_node:main',
         ],
         'robosandbox.commands': [
             'view = robosandbox_viewer.command:add_command',

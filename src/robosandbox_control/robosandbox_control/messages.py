@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+import importlib
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import CameraInfo
@@ -10,6 +11,13 @@ from sensor_msgs.msg import CameraInfo
 from robosandbox_description.camera import Pinhole
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
+
+
+def message_class(type_name: str):
+    """The Python class of an installed interface, from its graph name
+    (``sensor_msgs/msg/Image``); ImportError, AttributeError or ValueError if absent."""
+    package, kind, name = type_name.split('/')
+    return getattr(importlib.import_module(f'{package}.{kind}'), name)
 
 
 def camera_info(pinhole: Pinhole, frame_id: str) -> CameraInfo:

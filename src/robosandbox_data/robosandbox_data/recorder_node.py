@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-import importlib
 from pathlib import Path
 import re
 import shutil
@@ -28,6 +27,7 @@ from rclpy.node import Node
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
+from robosandbox_control.messages import message_class
 from robosandbox_control.parameters import declare, parameter, watch
 from robosandbox_control.spinning import init, spin_node
 from robosandbox_msgs.srv import StartEpisode, StopEpisode
@@ -61,11 +61,6 @@ class RecorderParameters:
                                          'file, s. Read at each episode start.', range=(0.01, 60.0))
     discovery_period: float = parameter(0.5, 'How often to look for new publishers of the recorded topics, s.',
                                         read_only=True, range=(0.05, 60.0))
-
-
-def _message_class(type_name: str):
-    package, kind, name = type_name.split('/')
-    return getattr(importlib.import_module(f'{package}.{kind}'), name)
 
 
 class RecorderNode(Node):
@@ -113,7 +108,7 @@ class RecorderNode(Node):
             qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE if reliable
                              else ReliabilityPolicy.BEST_EFFORT)
             try:
-                msg_class = _message_class(type_name)
+                msg_class = message_class(type_name)
             except (ImportError, AttributeError, ValueError):
                 self.get_logger().warning(f'not recording {topic}: type {type_name} not installed')
                 self._recorded[topic] = ''
