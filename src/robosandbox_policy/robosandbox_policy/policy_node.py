@@ -16,7 +16,10 @@ In lockstep (the sim's mode of the same name) the node drives the sim: each
 target goes out with a ``sim/step`` request that advances physics to the next
 tick and publishes the observation there, and the next tick waits for that
 observation; inference runs in line. No tick is missed and a run's result
-does not depend on how fast the machine is.
+does not depend on how fast the machine is. The target is still published on
+``joint_trajectory``, so recordings and other listeners see the same topics in
+both modes; the sim applies it as it applied the request's (physics advances
+only in steps, each of which carries its own target).
 """
 
 from __future__ import annotations
@@ -363,8 +366,8 @@ class PolicyNode(Node):
 
     def _command(self, action: np.ndarray, stamp: float) -> JointTrajectory:
         """The target as a one-point trajectory over one period (the backend
-        interpolates between ticks), published unless in lockstep (then it goes with
-        the step request); and again on ``~/action``, stamped with the observation it
+        interpolates between ticks), published (in lockstep it also goes with the
+        step request); and again on ``~/action``, stamped with the observation it
         answers, for recordings."""
         msg = JointTrajectory()
         # Stamp 0: start on arrival, whatever the inference took (a stamp in the past
@@ -374,8 +377,7 @@ class PolicyNode(Node):
         point.positions = action.tolist()
         point.time_from_start.nanosec = int(self.period * 1e9)
         msg.points = [point]
-        if not self.p.lockstep:
-            self.cmd_pub.publish(msg)
+        self.cmd_pub.publish(msg)
         record = JointState(name=msg.joint_names, position=point.positions)
         record.header.stamp = Time(nanoseconds=round(stamp * 1e9)).to_msg()
         self.action_pub.publish(record)
