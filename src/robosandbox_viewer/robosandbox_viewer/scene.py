@@ -35,6 +35,7 @@ import rerun as rr
 import rerun.blueprint as rrb
 
 TIMELINE = 'time'
+FIXED_FRAME = 'world'
 ROBOT = 'robot'
 # Above this stamp (s), a clock is the wall clock (2001-09-09): below, sim time.
 WALL_CLOCK_SINCE = 1e9
@@ -113,9 +114,9 @@ class Scene:
         self._urdf_dir = tempfile.TemporaryDirectory(prefix='robosandbox_view_')
         self._description: str | None = None
         self._tree = None
-        self._root_placed = False
+        self._frames: set[str] = set()      # child frames a transform has placed
         # The 3D view's root is the scene's fixed frame, REP-105's world.
-        self.rec.log('/', rr.ViewCoordinates.RIGHT_HAND_Z_UP, rr.CoordinateFrame('world'), static=True)
+        self.rec.log('/', rr.ViewCoordinates.RIGHT_HAND_Z_UP, rr.CoordinateFrame(FIXED_FRAME), static=True)
 
     def close(self) -> None:
         self._urdf_dir.cleanup()
@@ -142,18 +143,19 @@ class Scene:
         self._tree = rr.urdf.UrdfTree.from_file_path(path, entity_path_prefix=ROBOT)
         for stream in self.rec.streams:
             self._tree.log_urdf_to_recording(stream)
+        root = self._tree.root_link().name
+        if root not in self._frames:
+            # Until a backend says where the robot stands (the sim's world -> base_link),
+            # at the origin of the scene's fixed frame: a hardware graph has no world.
+            self.rec.log(f'tf/{entity_name(root)}', rr.Transform3D(parent_frame=FIXED_FRAME, child_frame=root),
+                         static=True)
         self._layout_changed()
 
-    def robot_pose(self, names, positions, seconds: float, root_parent: str = 'world') -> None:
+    def robot_pose(self, names, positions, seconds: float) -> None:
         """The robot posed from joint positions (rad) through the model's kinematics: the
-        frames a backend's /tf carries, for a recording that has joint states only.
-        The model's root is placed at ``root_parent``'s origin."""
+        frames a backend's /tf carries, for a recording that has joint states only."""
         if self._tree is None:
             raise SceneError('robot_pose needs the robot description first')
-        if not self._root_placed:
-            self._root_placed = True
-            self.rec.log(f'tf/{entity_name(self._tree.root_link().name)}', rr.Transform3D(
-                parent_frame=root_parent, child_frame=self._tree.root_link().name), static=True)
         self._at(seconds)
         for name, value in zip(names, positions):
             joint = self._tree.get_joint_by_name(name)
@@ -164,6 +166,7 @@ class Scene:
     def transforms(self, msg, static: bool, seconds: float | None = None) -> None:
         """A tf2_msgs/TFMessage: each transform a named frame relation."""
         for t in msg.transforms:
+            self._frames.add(t.child_frame_id)
             if not static:
                 self._at(stamp_seconds(t.header.stamp) if seconds is None else seconds)
             tr, q = t.transform.translation, t.transform.rotation

@@ -80,6 +80,8 @@ def test_the_scene_logs_each_kind_of_message_to_its_entity(tmp_path):
     assert {'/tf/shoulder_link', '/scene/objects/0', '/cameras/front', '/joints/shoulder_pan/measured',
             '/joints/gripper/commanded', '/task/success', '/task/status', '/log/policy'} <= paths
     assert any(p.startswith('/robot/so101_new_calib/visual_geometries/gripper_link') for p in paths), paths
+    # No backend placed the robot's root: it stands at the scene's origin.
+    assert '/tf/base_link' in paths
 
 
 def test_bgr_images_are_shown_as_rgb():
@@ -157,6 +159,37 @@ def test_lerobot_dataset_viz_saves_our_export(dataset, tmp_path):
     saved = list(tmp_path.glob('*.rrd'))
     assert saved and saved[0].stat().st_size > 10_000, saved
     assert any(p.startswith('/observation.images.front') for p in entity_paths(saved[0]))
+
+
+def test_the_emulated_arm_is_shown_without_a_sim(tmp_path):
+    """hw_emulated viewer:=true: the hardware node's robot_description, TF and joint
+    states (no world, no cube, no camera)."""
+    import rclpy
+    from sensor_msgs.msg import JointState
+
+    rrd = tmp_path / 'hw.rrd'
+    hw = subprocess.Popen(ROBOSANDBOX + ['launch', 'hw_emulated', f'port:={tmp_path / "bus"}',
+                                         f'calibration_file:={tmp_path / "calibration.json"}', 'viewer:=true',
+                                         'viewer_port:=0', f'viewer_save:={rrd}'],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    rclpy.init()
+    node = rclpy.create_node('viewer_test_listener')
+    states = []
+    node.create_subscription(JointState, 'joint_states', states.append, 10)
+    try:
+        deadline = time.monotonic() + 120
+        while len(states) < 100 and time.monotonic() < deadline and hw.poll() is None:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        assert len(states) >= 100, 'the emulated arm published no joint_states'
+    finally:
+        node.destroy_node()
+        rclpy.shutdown()
+        stop(hw)
+    assert hw.returncode == 0
+    paths = entity_paths(rrd)
+    assert {f'/tf/{link}' for link in MOVING_LINKS} | {'/tf/base_link'} <= paths, paths
+    assert {f'/joints/{joint}/measured' for joint in ROBOT.joints} <= paths, paths
+    assert not any(p.startswith('/cameras/') for p in paths)
 
 
 def test_what_cannot_be_viewed_is_named(dataset, tmp_path):
