@@ -8,9 +8,10 @@ them to Rerun, which serves its web viewer (``web_port``) and, with ``save``,
 writes a .rrd file.
 
 It must not slow the graph it watches: streams are subscribed best-effort with a
-depth of one, so a busy viewer drops old messages instead of holding up a
-reliable publisher or queueing; the latched topics (robot_description,
-/tf_static, scene_markers) are read as latched.
+depth of one (ten for /tf, whose messages carry different frames), so a busy
+viewer drops old messages instead of holding up a reliable publisher or
+queueing, and each stream is logged at most ``max_rate`` times a second; the
+latched topics (robot_description, /tf_static, scene_markers) are read as latched.
 """
 
 from __future__ import annotations
