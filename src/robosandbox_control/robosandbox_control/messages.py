@@ -6,11 +6,29 @@ from collections.abc import Iterable
 import importlib
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+import numpy as np
 from sensor_msgs.msg import CameraInfo
 
 from robosandbox_description.camera import Pinhole
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
+# Channels of the sensor_msgs/Image encodings that decode to 8-bit pixels.
+IMAGE_CHANNELS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
+
+
+def image_array(msg) -> np.ndarray:
+    """The pixels of a sensor_msgs/Image (an rclpy message or one decoded from a bag),
+    uncopied where no reordering is needed: (h, w, 3|4) uint8 RGB(A), or (h, w) for
+    mono8; rows padded beyond ``width`` (``step``) are cut. ValueError for any other
+    encoding, naming it."""
+    channels = IMAGE_CHANNELS.get(msg.encoding)
+    if channels is None:
+        raise ValueError(f'image encoding {msg.encoding!r} is not decoded; known: {sorted(IMAGE_CHANNELS)}')
+    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)[:, :msg.width * channels]
+    image = rows.reshape(msg.height, msg.width, channels) if channels > 1 else rows
+    if msg.encoding.startswith('bgr'):
+        image = image[..., [2, 1, 0, 3][:channels]]
+    return image
 
 
 def message_class(type_name: str):

@@ -24,5 +24,8 @@ CAMERA_INFO_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=30,
 LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                          reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# What a watcher (viewer, bridge) asks of a stream: the newest sample only, never
+# resent, so it neither queues nor holds up a reliable publisher.
+LATEST_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 # /tf, as tf2's broadcaster offers it.
 TF_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)

@@ -43,7 +43,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robosandbox_control.arm_interface import time_msg, to_seconds
 from robosandbox_control.environment_state import object_poses
-from robosandbox_control.messages import diagnostic_array, diagnostic_status, OK
+from robosandbox_control.messages import diagnostic_array, diagnostic_status, image_array as pixels, OK
 from robosandbox_control.parameters import declare, parameter, watch
 from robosandbox_control.qos import IMAGE_QOS
 from robosandbox_control.spinning import init, shutdown, spin_node
@@ -119,9 +119,7 @@ def image_array(msg: Image) -> np.ndarray:
     """HxWx3 uint8 RGB view of an rgb8/bgr8 image message."""
     if msg.encoding not in ('rgb8', 'bgr8'):
         raise PolicyError(f'camera images must be rgb8 or bgr8, got {msg.encoding!r}')
-    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)
-    image = rows[:, :msg.width * 3].reshape(msg.height, msg.width, 3)
-    return image[..., ::-1] if msg.encoding == 'bgr8' else image
+    return pixels(msg)
 
 
 class PolicyNode(Node):

@@ -190,11 +190,7 @@ class SimNode(Node):
                             frame_locked=True)
             marker.header.frame_id = spec.name
             marker.pose.orientation.w = 1.0
-            size = spec.size
-            # MuJoCo sizes are half extents (box), a radius (sphere), radius and half length (cylinder).
-            full = {'box': (2 * size[0], 2 * size[1], 2 * size[2]), 'sphere': (2 * size[0],) * 3,
-                    'cylinder': (2 * size[0], 2 * size[0], 2 * size[1])}[spec.shape]
-            marker.scale.x, marker.scale.y, marker.scale.z = (float(v) for v in full)
+            marker.scale.x, marker.scale.y, marker.scale.z = (float(v) for v in spec.extents)
             marker.color.r, marker.color.g, marker.color.b, marker.color.a = (float(v) for v in spec.rgba)
             markers.markers.append(marker)
         self.marker_pub.publish(markers)

@@ -41,6 +41,14 @@ class ObjectSpec:
     xy: Range
     yaw: Range
 
+    @property
+    def extents(self) -> tuple[float, float, float]:
+        """Full extents x, y, z (m; a Marker's scale) from the MuJoCo size: half extents
+        (box), a radius (sphere), a radius and a half length (cylinder)."""
+        s = self.size
+        return {'box': (2 * s[0], 2 * s[1], 2 * s[2]), 'sphere': (2 * s[0],) * 3,
+                'cylinder': (2 * s[0], 2 * s[0], 2 * s[1])}[self.shape]
+
 
 @dataclass(frozen=True)
 class SuccessSpec:
@@ -152,7 +160,7 @@ def sample_layout(task: TaskSpec, seed: int, n_arm_joints: int) -> Layout:
     for obj in task.objects:
         xy = obj.xy.sample(rng)
         yaw = float(obj.yaw.sample(rng)[0])
-        z = obj.size[2] if obj.shape == 'box' else obj.size[0] if obj.shape == 'sphere' else obj.size[1]
+        z = obj.extents[2] / 2             # resting on the table
         poses[obj.name] = (np.array([xy[0], xy[1], z]), yaw)
     goal = task.goal.sample(rng) if task.goal is not None else None
     arm = rng.uniform(-task.arm_start_noise, task.arm_start_noise, n_arm_joints)

@@ -15,14 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from robosandbox_control.messages import message_class
 from robosandbox_control.parameters import declare, parameter
-from robosandbox_control.qos import LATCHED_QOS
+from robosandbox_control.qos import LATCHED_QOS, LATEST_QOS
 from robosandbox_control.spinning import run_node
 
-LATEST = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 LATCHED_TOPICS = ('robot_description', '/tf_static', 'scene_markers')
 SCAN_PERIOD = 1.0      # s between looks for new topics
 
@@ -77,22 +75,21 @@ class FoxgloveBridgeNode(Node):
             if topic in self._channels or not any(p.fullmatch(topic) for p in self._patterns):
                 continue
             msgtype = types[0]
+            self._channels[topic] = None            # looked at once, forwarded or not
             definition = ros2msg_definition(msgtype)
-            if definition is None:
-                self.get_logger().warning(f'{topic}: type {msgtype} unknown to the bridge; not forwarded')
-                self._channels[topic] = None
+            try:
+                kind = message_class(msgtype)
+            except (ImportError, AttributeError, ValueError):
+                kind = None
+            if definition is None or kind is None:
+                self.get_logger().warning(f'{topic}: type {msgtype} '
+                                          f'{"unknown to the bridge" if kind else "not installed"}; not forwarded')
                 continue
             channel = self._foxglove.Channel(topic, message_encoding='cdr', schema=self._foxglove.Schema(
                 name=msgtype, encoding='ros2msg', data=definition.encode()))
             self._channels[topic] = channel
-            try:
-                kind = message_class(msgtype)
-            except (ImportError, AttributeError, ValueError):
-                self.get_logger().warning(f'{topic}: type {msgtype} not installed; not forwarded')
-                self._channels[topic] = None
-                continue
             self.create_subscription(kind, topic, lambda data, c=channel: c.log(data),
-                                     LATCHED_QOS if topic in self._latched else LATEST, raw=True)
+                                     LATCHED_QOS if topic in self._latched else LATEST_QOS, raw=True)
 
 
 def main(args=None) -> int:

@@ -15,14 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from robosandbox_control.arm_interface import to_seconds
 from robosandbox_control.robot_state import resolved_urdf
 from robosandbox_control.units import joint_units, LEROBOT_SO101
 from robosandbox_description.robot import load_robot
-from robosandbox_viewer.scene import Scene, stamp_seconds
-
-MARKER_SHAPES = {'box': lambda s: (2 * s[0], 2 * s[1], 2 * s[2]), 'sphere': lambda s: (2 * s[0],) * 3,
-                 'cylinder': lambda s: (2 * s[0], 2 * s[0], 2 * s[1])}
-
+from robosandbox_viewer.scene import Scene
 
 class PlaybackError(ValueError):
     """A recording the viewer cannot open."""
@@ -46,7 +43,7 @@ def _task_objects(scene: Scene, task: str) -> None:
     except (OSError, ValueError, KeyError) as e:
         raise PlaybackError(f'task {task!r} of the recording cannot be loaded: {e}') from None
     for i, obj in enumerate(spec.objects):
-        scene.shape(f'scene/objects/{i}', obj.shape, MARKER_SHAPES[obj.shape](obj.size), obj.rgba, obj.name)
+        scene.shape(f'scene/objects/{i}', obj.shape, obj.extents, obj.rgba, obj.name)
 
 
 def log_bag(scene: Scene, bag: Path, robot: str = 'so101') -> int:
@@ -66,7 +63,9 @@ def log_bag(scene: Scene, bag: Path, robot: str = 'so101') -> int:
             topic, kind = connection.topic, connection.msgtype
             msg = decode(data, kind)
             stamp = getattr(getattr(msg, 'header', None), 'stamp', None)
-            seconds = stamp_seconds(stamp) if stamp is not None and stamp_seconds(stamp) > 0 else log_ns * 1e-9
+            seconds = to_seconds(stamp) if stamp is not None else 0.0
+            if seconds <= 0:                       # unstamped, or stamp 0 ("now"): when it was logged
+                seconds = log_ns * 1e-9
             if kind == 'sensor_msgs/msg/JointState' and topic.endswith('/joint_states'):
                 scene.joint_values(msg.name, msg.position, seconds, 'measured')
                 scene.robot_pose(msg.name, msg.position, seconds)

@@ -34,6 +34,9 @@ import numpy as np
 import rerun as rr
 import rerun.blueprint as rrb
 
+from robosandbox_control.arm_interface import to_seconds
+from robosandbox_control.messages import image_array
+
 TIMELINE = 'time'
 FIXED_FRAME = 'world'
 ROBOT = 'robot'
@@ -43,33 +46,15 @@ WALL_CLOCK_SINCE = 1e9
 JPEG_QUALITY = 80
 LOG_LEVELS = {10: rr.TextLogLevel.DEBUG, 20: rr.TextLogLevel.INFO, 30: rr.TextLogLevel.WARN,
               40: rr.TextLogLevel.ERROR, 50: rr.TextLogLevel.CRITICAL}
-IMAGE_CHANNELS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
 
 
 class SceneError(ValueError):
     """A message the viewer cannot show (an image encoding it does not know)."""
 
 
-def stamp_seconds(stamp) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
-
-
 def entity_name(name: str) -> str:
     """A frame, joint or camera name as one Rerun entity path part."""
     return rr.escape_entity_path_part(name.strip('/') or '_')
-
-
-def image_array(msg) -> np.ndarray:
-    """A sensor_msgs/Image as an (h, w, c) uint8 RGB(A) or (h, w) mono array."""
-    channels = IMAGE_CHANNELS.get(msg.encoding)
-    if channels is None:
-        raise SceneError(f'image encoding {msg.encoding!r} is not shown; known: {sorted(IMAGE_CHANNELS)}')
-    data = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data, np.uint8)
-    rows = data.reshape(msg.height, msg.step)[:, :msg.width * channels]
-    image = rows.reshape(msg.height, msg.width, channels) if channels > 1 else rows
-    if msg.encoding.startswith('bgr'):
-        image = image[..., [2, 1, 0, 3][:channels]]
-    return image
 
 
 def blueprint(cameras: Iterable[str] = (), joints: Iterable[str] = (), robot: str = '') -> rrb.Blueprint:
@@ -83,7 +68,7 @@ def blueprint(cameras: Iterable[str] = (), joints: Iterable[str] = (), robot: st
     top = rrb.Horizontal(scene, rrb.Vertical(*cams), column_shares=[2, 1]) if cams else scene
     bottom = [rrb.Grid(*series)] if series else []
     return rrb.Blueprint(rrb.Vertical(top, *bottom, rrb.TextLogView(name='log', origin='/log'),
-                                      row_shares=[3, 2, 1][:2 + len(bottom)] if bottom else [4, 1]),
+                                      row_shares=[3, 2, 1] if bottom else [4, 1]),
                          collapse_panels=True)
 
 
@@ -163,12 +148,12 @@ class Scene:
                 self.rec.log(f'tf/{entity_name(joint.child_link)}',
                              joint.compute_transform(float(value), clamp=False))
 
-    def transforms(self, msg, static: bool, seconds: float | None = None) -> None:
-        """A tf2_msgs/TFMessage: each transform a named frame relation."""
+    def transforms(self, msg, static: bool) -> None:
+        """A tf2_msgs/TFMessage: each transform a named frame relation, at its stamp."""
         for t in msg.transforms:
             self._frames.add(t.child_frame_id)
             if not static:
-                self._at(stamp_seconds(t.header.stamp) if seconds is None else seconds)
+                self._at(to_seconds(t.header.stamp))
             tr, q = t.transform.translation, t.transform.rotation
             self.rec.log(f'tf/{entity_name(t.child_frame_id)}',
                          rr.Transform3D(translation=[tr.x, tr.y, tr.z], quaternion=[q.x, q.y, q.z, q.w],
@@ -210,7 +195,11 @@ class Scene:
 
     def image(self, camera: str, msg, seconds: float) -> None:
         """A sensor_msgs/Image of ``camera``."""
-        self.camera_array(camera, image_array(msg), seconds)
+        try:
+            pixels = image_array(msg)
+        except ValueError as e:
+            raise SceneError(str(e)) from None
+        self.camera_array(camera, pixels, seconds)
 
     def camera_array(self, camera: str, image: np.ndarray, seconds: float) -> None:
         """An (h, w, 3|4) RGB(A) or (h, w) mono uint8 image of ``camera``."""
@@ -243,7 +232,7 @@ class Scene:
                 p, q = pose.position, pose.orientation
                 self.rec.log(f'tf/{entity_name(name)}', rr.Transform3D(
                     translation=[p.x, p.y, p.z], quaternion=[q.x, q.y, q.z, q.w],
-                    parent_frame=msg.header.frame_id or 'world', child_frame=name))
+                    parent_frame=msg.header.frame_id or FIXED_FRAME, child_frame=name))
         self.rec.log('task/success', rr.Scalars(1.0 if msg.success else 0.0))
         state = (msg.task, msg.seed, msg.success)
         if state != self._status:

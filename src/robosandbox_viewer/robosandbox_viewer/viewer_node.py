@@ -27,14 +27,12 @@ from tf2_msgs.msg import TFMessage
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
+from robosandbox_control.arm_interface import to_seconds
 from robosandbox_control.parameters import declare, parameter
-from robosandbox_control.qos import LATCHED_QOS
+from robosandbox_control.qos import LATCHED_QOS, LATEST_QOS
 from robosandbox_control.spinning import run_node
 from robosandbox_msgs.msg import TaskStatus
-from robosandbox_viewer.scene import open_view, Scene, SceneError, stamp_seconds
-
-# Newest only, never resent: what a viewer wants of a stream.
-LATEST = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+from robosandbox_viewer.scene import open_view, Scene, SceneError
 ACTION_TOPICS = ('policy/action', 'teleop/action')
 CAMERA_SCAN_PERIOD = 1.0      # s between looks for new cameras
 
@@ -69,11 +67,11 @@ class ViewerNode(Node):
         self.create_subscription(TFMessage, '/tf', self._tf, QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.BEST_EFFORT))
         self.create_subscription(MarkerArray, 'scene_markers', self.scene.markers, LATCHED_QOS)
-        self.create_subscription(JointState, 'joint_states', self._measured, LATEST)
-        self.create_subscription(JointTrajectory, 'joint_trajectory', self._commanded, LATEST)
+        self.create_subscription(JointState, 'joint_states', self._measured, LATEST_QOS)
+        self.create_subscription(JointTrajectory, 'joint_trajectory', self._commanded, LATEST_QOS)
         for topic in ACTION_TOPICS:
-            self.create_subscription(JointState, topic, self._action, LATEST)
-        self.create_subscription(TaskStatus, 'task_status', self._status, LATEST)
+            self.create_subscription(JointState, topic, self._action, LATEST_QOS)
+        self.create_subscription(TaskStatus, 'task_status', self._status, LATEST_QOS)
         self.create_subscription(Log, '/rosout', self._log, QoSProfile(depth=100))
         self._last: dict[str, float] = {}         # stream -> graph time last logged
         self._cameras: set[str] = set()
@@ -98,10 +96,13 @@ class ViewerNode(Node):
         self._last[stream] = seconds
         return True
 
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
     def _time(self, stamp) -> float:
         """A message's stamp, or now on this node's clock for a zero stamp ("now")."""
-        seconds = stamp_seconds(stamp)
-        return seconds if seconds > 0 else self.get_clock().now().nanoseconds * 1e-9
+        seconds = to_seconds(stamp)
+        return seconds if seconds > 0 else self._now()
 
     def _scan_cameras(self) -> None:
         prefix = self.get_namespace().rstrip('/') + '/cameras/'
@@ -110,7 +111,7 @@ class ViewerNode(Node):
                 camera = topic[len(prefix):-len('/image_raw')]
                 if camera and camera not in self._cameras:
                     self._cameras.add(camera)
-                    self.create_subscription(Image, topic, lambda m, c=camera: self._image(c, m), LATEST)
+                    self.create_subscription(Image, topic, lambda m, c=camera: self._image(c, m), LATEST_QOS)
 
     def _description(self, msg: String) -> None:
         try:
@@ -120,7 +121,7 @@ class ViewerNode(Node):
 
     def _tf(self, msg: TFMessage) -> None:
         # Decimated per frame: a message may carry the robot's links or the objects alone.
-        due = [t for t in msg.transforms if self._due(f'tf:{t.child_frame_id}', stamp_seconds(t.header.stamp))]
+        due = [t for t in msg.transforms if self._due(f'tf:{t.child_frame_id}', to_seconds(t.header.stamp))]
         if due:
             self.scene.transforms(TFMessage(transforms=due), static=False)
 
@@ -155,7 +156,7 @@ class ViewerNode(Node):
         # A log line's stamp is its node's system time even under use_sim_time:
         # shown when it arrived, on the graph's clock with everything else.
         if msg.name != self.get_name():
-            self.scene.log_line(msg.name, msg.level, msg.msg, self.get_clock().now().nanoseconds * 1e-9)
+            self.scene.log_line(msg.name, msg.level, msg.msg, self._now())
 
 
 def main(args=None) -> int:

@@ -85,7 +85,7 @@ def test_the_scene_logs_each_kind_of_message_to_its_entity(tmp_path):
 
 
 def test_bgr_images_are_shown_as_rgb():
-    from robosandbox_viewer.scene import image_array
+    from robosandbox_control.messages import image_array
     bgr = Msg(height=1, width=2, step=6, encoding='bgr8', data=bytes([1, 2, 3, 4, 5, 6]))
     assert image_array(bgr).tolist() == [[[3, 2, 1], [6, 5, 4]]]
 

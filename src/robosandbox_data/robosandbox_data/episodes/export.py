@@ -29,6 +29,7 @@ import numpy as np
 
 from robosandbox_control.environment_state import (
     environment_state, ENVIRONMENT_STATE, feature_names, object_poses)
+from robosandbox_control.messages import image_array
 from robosandbox_control.units import (
     joint_units, JointUnits, lerobot_feature_names, ROS, UNIT_CONVENTIONS)
 from robosandbox_data.episodes.bag import decode, EpisodeBagError, find_bags, open_reader, read_info
@@ -218,9 +219,7 @@ def _decoders(plan: EpisodePlan, units: JointUnits, options: ExportOptions) -> d
             if (msg.height, msg.width) != (h, w) or msg.encoding not in ('rgb8', 'bgr8'):
                 raise ExportError(f'episode {name}: {plan.cameras[cam]} changed to '
                                   f'{msg.width}x{msg.height} {msg.encoding} mid-episode')
-            rows = np.asarray(msg.data, dtype=np.uint8).reshape(h, msg.step)[:, :w * 3]
-            img = rows.reshape(h, w, 3)
-            img = img[:, :, ::-1] if msg.encoding == 'bgr8' else img
+            img = image_array(msg)
             if options.image_size and options.image_size != (h, w):
                 # Area averaging: what the policy node does with a checkpoint's smaller input.
                 img = cv2.resize(np.ascontiguousarray(img), options.image_size[::-1], interpolation=cv2.INTER_AREA)
