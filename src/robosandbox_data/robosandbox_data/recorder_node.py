@@ -237,10 +237,15 @@ class RecorderNode(Node):
         writer, self.writer = self.writer, None
         stop = self.get_clock().now().nanoseconds * 1e-9
         summary = writer.close(success, end_reason, stop, finished=finished)
-        log = self.get_logger().info if summary.complete else self.get_logger().error
-        log(f'{summary.bag}: {"complete" if summary.complete else "INCOMPLETE"}, '
-            f'{summary.messages} messages, {summary.bytes / 2**20:.1f} MB, '
-            f'{summary.dropped} dropped' + (f' ({summary.error})' if summary.error else ''))
+        line = (f'{summary.bag}: {"complete" if summary.complete else "INCOMPLETE"}, '
+                f'{summary.messages} messages, {summary.bytes / 2**20:.1f} MB, '
+                f'{summary.dropped} dropped' + (f' ({summary.error})' if summary.error else ''))
+        # One call site per severity: rclpy refuses a second severity at a call site
+        # (ValueError), which a Ctrl-C after a complete episode would hit.
+        if summary.complete:
+            self.get_logger().info(line)
+        else:
+            self.get_logger().error(line)
         return summary
 
     def destroy_node(self) -> None:
