@@ -28,7 +28,7 @@ from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
 from robosandbox_control.arm_interface import to_seconds
-from robosandbox_control.parameters import declare, parameter
+from robosandbox_control.parameters import declare, parameter, watch
 from robosandbox_control.qos import LATCHED_QOS, LATEST_QOS
 from robosandbox_control.spinning import run_node
 from robosandbox_msgs.msg import TaskStatus
@@ -58,6 +58,7 @@ class ViewerNode(Node):
     def __init__(self, **kwargs):
         super().__init__('viewer', **kwargs)
         p = self.p = declare(self, ViewerParameters)
+        watch(self, p)              # max_rate is read at every message
         self.view = open_view('robosandbox', p.web_port, p.grpc_port, p.save, p.memory_limit)
         self.url = self.view.url
         self.scene = Scene(*self.view.streams)

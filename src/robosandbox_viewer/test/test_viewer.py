@@ -299,3 +299,37 @@ def _rgb(png: bytes):
     import io
     from PIL import Image
     return np.asarray(Image.open(io.BytesIO(png)).convert('RGB')).astype(int)
+
+
+def test_ros2_param_sees_and_sets_the_viewers_parameters(tmp_path):
+    """As `ros2 param describe/get/set /viewer ...` would: ranges and read-only ports
+    described, a port refused, max_rate accepted within its range and read back."""
+    import rclpy
+    from rclpy.parameter import Parameter
+    from rclpy.parameter_client import AsyncParameterClient
+
+    from robosandbox_cli.processes import NodeProcess
+    from robosandbox_control.spinning import wait_future
+
+    viewer = NodeProcess('robosandbox_viewer', 'viewer', 'web_port:=0', f'save:={tmp_path / "v.rrd"}')
+    rclpy.init()
+    node = rclpy.create_node('viewer_param_client')
+    try:
+        client = AsyncParameterClient(node, 'viewer')
+        assert client.wait_for_services(timeout_sec=60.0), viewer.output.text()
+        described = wait_future(node, client.describe_parameters(['max_rate', 'web_port'])).descriptors
+        assert described[0].floating_point_range[0].to_value == 1000.0 and not described[0].read_only
+        assert described[1].read_only
+        refused = wait_future(node, client.set_parameters([Parameter('web_port', value=1234)])).results[0]
+        assert not refused.successful
+        accepted = wait_future(node, client.set_parameters([Parameter('max_rate', value=5.0)])).results[0]
+        assert accepted.successful, accepted.reason
+        value = wait_future(node, client.get_parameters(['max_rate'])).values[0]
+        assert value.double_value == 5.0
+        beyond = wait_future(node, client.set_parameters([Parameter('max_rate', value=-1.0)])).results[0]
+        assert not beyond.successful
+    finally:
+        node.destroy_node()
+        rclpy.shutdown()
+        viewer.close()
+    assert viewer.returncode == 0, viewer.output.text()
