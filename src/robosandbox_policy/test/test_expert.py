@@ -71,3 +71,27 @@ def test_expert_needs_the_object_pose(expert):
     expert.reset()
     with pytest.raises(PolicyError, match="pose of 'cube'"):
         expert.act(Observation(time=0.0, joint_positions=np.zeros(6)))
+
+
+def grasp_wrist_roll(expert, xy, yaw):
+    """The wrist_roll target with which the expert closes on a cube at ``xy``, ``yaw``."""
+    expert.reset()
+    quat = np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+    poses = {'cube': (np.array([xy[0], xy[1], 0.0125]), quat)}
+    q = np.array([0.0, -1.2, 1.1, 1.1, 0.0, 0.0])
+    for tick in range(600):
+        q = expert.act(Observation(time=tick / 30, joint_positions=q, object_poses=poses))
+        if expert.phase == 'close':
+            return q[4]
+    raise AssertionError('the expert never reached the cube')
+
+
+def test_expert_grasp_is_continuous_in_the_cube_yaw(expert):
+    # A policy learns the grasp from the demonstrations: over the task's yaw range
+    # the jaws' direction must follow the cube smoothly, never switch faces (a
+    # quarter turn of the wrist between neighbouring yaws).
+    yaws = np.linspace(-0.8, 0.8, 17)
+    for xy in [(0.2, 0.07), (0.25, -0.07)]:
+        rolls = np.array([grasp_wrist_roll(expert, xy, yaw) for yaw in yaws])
+        steps = np.abs(np.diff(rolls))
+        assert steps.max() < 0.2, (xy, rolls)
