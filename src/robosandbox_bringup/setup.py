@@ -12,6 +12,7 @@ setup(
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
         ('share/' + package_name + '/launch', glob('launch/*.launch.yaml')),
+        ('share/' + package_name + '/launch/include', glob('launch/include/*.launch.yaml')),
         ('share/' + package_name + '/config', glob('config/*.yaml') + glob('config/*.xml') + glob('config/*.rviz')),
         ('share/' + package_name + '/config/train', glob('config/train/*.yaml')),
         ('share/' + package_name + '/config/teleop', glob('config/teleop/*.yaml')),

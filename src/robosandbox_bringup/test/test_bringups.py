@@ -125,14 +125,20 @@ def test_the_real_launch_api_reads_the_same_nodes_as_robosandbox_launch(name):
     description = parser.parse_description(root)
     context = LaunchContext()
     nodes = []
-    for entity in description.entities:
-        if isinstance(entity, Node):
-            if entity.condition is not None and not entity.condition.evaluate(context):
-                continue                       # leader:=emulated and the like, at their defaults
-            entity._perform_substitutions(context)
-            nodes.append(entity)
-        elif not isinstance(entity, LaunchDescription):
-            entity.visit(context)              # arg, set_env: into the context
+
+    def visit(entities):
+        for entity in entities:
+            if isinstance(entity, Node):
+                if entity.condition is not None and not entity.condition.evaluate(context):
+                    continue                   # leader:=emulated and the like, at their defaults
+                entity._perform_substitutions(context)
+                nodes.append(entity)
+            elif isinstance(entity, LaunchDescription):
+                visit(entity.entities)         # what an include brings
+            else:                              # arg, set_env: into the context; include: its
+                visit(entity.visit(context) or [])   # arguments, then its description
+
+    visit(description.entities)
     ours = load_bringup(name).commands({})
     assert [(n.node_package, n.node_executable, n.node_name.split('/')[-1]) for n in nodes] == \
         [(d.package, d.executable, d.name) for d, _ in ours]
@@ -324,3 +330,46 @@ launch:
         (tmp_path / 'bad.launch.yaml').write_text(
             'launch:\n- node: {pkg: p, exec: e, name: n, on_exit: shutdown, if: maybe}\n')
         load_bringup('bad', tmp_path)
+
+
+def test_includes_read_as_launch_reads_them(tmp_path):
+    (tmp_path / 'part').mkdir()
+    (tmp_path / 'part' / 'viewer.launch.yaml').write_text("""
+launch:
+- arg: {name: namespace, default: ''}
+- arg: {name: use_sim_time, default: 'false'}
+- arg: {name: port, default: '9090', description: web port}
+- node: {pkg: v, exec: viewer, name: viewer, namespace: '$(var namespace)', on_exit: shutdown,
+         param: [{name: use_sim_time, value: '$(var use_sim_time)'}, {name: port, value: '$(var port)'},
+                 {name: task, value: '$(var task)'}]}
+""")
+    (tmp_path / 'sim.launch.yaml').write_text(f"""
+launch:
+- arg: {{name: namespace, default: arm1}}
+- arg: {{name: task, default: pick_cube}}
+- arg: {{name: viewer, default: 'false'}}
+- node: {{pkg: s, exec: sim, name: sim, on_exit: shutdown}}
+- include:
+    file: {tmp_path}/part/viewer.launch.yaml
+    if: $(var viewer)
+    arg: [{{name: use_sim_time, value: 'true'}}, {{name: namespace, value: '$(var namespace)/ui'}}]
+""")
+    bringup = load_bringup('sim', tmp_path)
+    # The user is offered the included file's own arguments, not those the include sets.
+    assert [a.name for a in bringup.arguments] == ['namespace', 'task', 'viewer', 'port']
+    assert [n.name for n, _ in bringup.commands({})] == ['sim']            # if: false leaves it out
+    (_, sim), (viewer, args) = bringup.commands({'viewer': 'true', 'port': '9999', 'task': 'stack'})
+    assert viewer.name == 'viewer' and '__ns:=/arm1/ui' in args
+    # Set by the include, given by the user, and the includer's own value seen inside.
+    assert {'use_sim_time:=true', 'port:=9999', 'task:=stack'} <= set(args)
+    with pytest.raises(BringupError, match='has no argument'):
+        bringup.commands({'use_sim_time': 'false'})
+
+    for name, text, message in [
+            ('loop', f"launch:\n- include: {{file: {tmp_path}/loop.launch.yaml}}\n", 'includes itself'),
+            ('missing', "launch:\n- include: {file: /no/such.launch.yaml}\n", 'does not exist'),
+            ('varpath', "launch:\n- arg: {name: d}\n- include: {file: '$(var d)/x.launch.yaml'}\n",
+             'no such launch argument')]:
+        (tmp_path / f'{name}.launch.yaml').write_text(text)
+        with pytest.raises(BringupError, match=message):
+            load_bringup(name, tmp_path)

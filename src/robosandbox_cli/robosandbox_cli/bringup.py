@@ -12,6 +12,10 @@ by name, so the two can never drift apart:
 * ``node`` (pkg, exec, name, namespace, output, on_exit: shutdown, ``param``
   entries with name/value or ``from`` a file, ``remap`` entries with from/to,
   ``if``/``unless`` with a launch boolean: true/false/1/0);
+* ``include`` (file, ``arg`` entries with name/value, ``if``/``unless``) of
+  another such file, whose nodes join the bringup: its arguments are the
+  includer's, those the include sets, and its own declared ones (offered to the
+  user like the includer's);
 * substitutions ``$(var name)``, ``$(find-pkg-share package)``,
   ``$(env NAME [default])``, ``$(equals A B)``/``$(not-equals A B)`` and
   ``$(and A B)``/``$(or A B)``/``$(not A)``, nested as the frontend allows.
@@ -23,7 +27,7 @@ shuts down.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import os
 from pathlib import Path
 
@@ -43,6 +47,16 @@ class Argument:
     description: str
 
 
+Condition = tuple[str, str]                       # 'if' or 'unless', and its (substituted) boolean
+
+
+@dataclass(frozen=True)
+class Scope:
+    """An ``include`` a node came through: its condition and the arguments it sets."""
+    condition: Condition
+    arguments: tuple[tuple[str, str], ...]       # name, value (substituted in the includer's)
+
+
 @dataclass(frozen=True)
 class NodeDescription:
     package: str
@@ -52,7 +66,8 @@ class NodeDescription:
     parameter_files: tuple[str, ...] = ()
     parameters: tuple[tuple[str, str], ...] = ()  # name, YAML text of the value
     remappings: tuple[tuple[str, str], ...] = ()
-    condition: tuple[str, str] = ('if', 'true')   # 'if' or 'unless', and its (substituted) boolean
+    condition: Condition = ('if', 'true')
+    scopes: tuple[Scope, ...] = ()                # the includes around it, outermost first
 
 
 # --- substitutions ------------------------------------------------------------------
@@ -172,12 +187,12 @@ class Bringup:
         return {name: substitute(value, values) for name, value in self.environment}
 
     def commands(self, given: dict[str, str]) -> list[tuple[NodeDescription, list[str]]]:
-        """``--ros-args`` for each node its condition keeps, with the arguments substituted."""
-        values = self.resolve_arguments(given)
+        """``--ros-args`` for each node its conditions keep, with the arguments substituted."""
+        top = self.resolve_arguments(given)
         out = []
         for node in self.nodes:
-            kind, condition = node.condition
-            if launch_boolean(substitute(condition, values), f'node {node.name}: {kind}: ') != (kind == 'if'):
+            values = _values_in_scopes(node, top)
+            if values is None or not _holds(node.condition, values, f'node {node.name}'):
                 continue
             args = ['--ros-args', '-r', f'__node:={node.name}']
             namespace = substitute(node.namespace, values).strip('/')
@@ -192,6 +207,21 @@ class Bringup:
                 args += ['-r', f'{substitute(src, values)}:={substitute(dst, values)}']
             out.append((node, args))
         return out
+
+
+def _holds(condition: Condition, values: dict[str, str], where: str) -> bool:
+    kind, text = condition
+    return launch_boolean(substitute(text, values), f'{where}: {kind}: ') == (kind == 'if')
+
+
+def _values_in_scopes(node: NodeDescription, values: dict[str, str]) -> dict[str, str] | None:
+    """The argument values ``node`` sees inside its includes; None where an include's
+    condition leaves it out."""
+    for scope in node.scopes:
+        if not _holds(scope.condition, values, f'include of node {node.name}'):
+            return None
+        values = {**values, **{name: substitute(value, values) for name, value in scope.arguments}}
+    return values
 
 
 def launch_directory() -> Path:
@@ -211,14 +241,18 @@ def _text(value) -> str:
     return text.removesuffix('\n...')
 
 
+def _condition(entry: dict, where: str) -> Condition:
+    if 'if' in entry and 'unless' in entry:
+        raise BringupError(f'{where}: an action takes if or unless, not both')
+    return next(((k, _text(entry[k])) for k in ('if', 'unless') if k in entry), ('if', 'true'))
+
+
 def _node(entry: dict, where: str) -> NodeDescription:
     known = {'pkg', 'exec', 'name', 'namespace', 'output', 'on_exit', 'param', 'remap', 'if', 'unless'}
     if unknown := set(entry) - known:
         raise BringupError(f'{where}: node attribute(s) {sorted(unknown)} are not supported by '
                            'robosandbox launch; run this file with ros2 launch')
-    if 'if' in entry and 'unless' in entry:
-        raise BringupError(f'{where}: a node takes if or unless, not both')
-    condition = next(((k, _text(entry[k])) for k in ('if', 'unless') if k in entry), ('if', 'true'))
+    condition = _condition(entry, where)
     if entry.get('on_exit') != 'shutdown':
         raise BringupError(f'{where}: every node of a bringup is required (on_exit: shutdown)')
     files, parameters = [], []
@@ -240,13 +274,10 @@ def _node(entry: dict, where: str) -> NodeDescription:
         raise BringupError(f'{where}: malformed node ({e})') from None
 
 
-def load_bringup(name: str, directory: Path | None = None) -> Bringup:
-    directory = directory or launch_directory()
-    path = directory / f'{name}.launch.yaml'
-    if not path.is_file():
-        raise BringupError(f'unknown bringup {name!r}; available: {available_bringups(directory)}')
-    text = path.read_text()
-    data = yaml.safe_load(text) or {}
+def _read(path: Path, included: tuple[Path, ...] = ()):
+    """The arguments, environment and nodes of the launch file at ``path``, its
+    includes' nodes among them."""
+    data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data.get('launch'), list):
         raise BringupError(f'{path}: not a launch file (a top-level "launch" list)')
     arguments, environment, nodes = [], [], []
@@ -256,17 +287,55 @@ def load_bringup(name: str, directory: Path | None = None) -> Bringup:
         if kind == 'arg':
             arguments.append(Argument(str(entry['name']), _text(entry.get('default', '')),
                                       str(entry.get('description', ''))))
-        elif kind == 'set_env':
+        elif kind == 'set_env' and not included:
             environment.append((str(entry['name']), _text(entry['value'])))
         elif kind == 'node':
             nodes.append(_node(entry, where))
+        elif kind == 'include':
+            sub_arguments, sub_nodes = _include(entry, where, (*included, path))
+            names = {a.name for a in arguments}
+            arguments.extend(a for a in sub_arguments if a.name not in names)
+            nodes.extend(sub_nodes)
         else:
-            raise BringupError(f'{where}: {kind!r} is not supported by robosandbox launch; '
-                               'run this file with ros2 launch')
+            raise BringupError(f'{where}: {kind!r} is not supported by robosandbox launch'
+                               + (' in an included file' if kind == 'set_env' else '')
+                               + '; run this file with ros2 launch')
+    return arguments, environment, nodes
+
+
+def _include(entry: dict, where: str, included: tuple[Path, ...]):
+    """The arguments an ``include`` offers the includer (the included file's own, less
+    those the include sets) and its nodes, each in the include's scope."""
+    if unknown := set(entry) - {'file', 'arg', 'if', 'unless'}:
+        raise BringupError(f'{where}: include attribute(s) {sorted(unknown)} are not supported by '
+                           'robosandbox launch; run this file with ros2 launch')
+    try:
+        # The file is found before any argument has a value: no $(var) in its path.
+        path = Path(substitute(str(entry['file']), {}))
+        arguments = tuple((str(a['name']), _text(a['value'])) for a in entry.get('arg') or [])
+    except (KeyError, TypeError) as e:
+        raise BringupError(f'{where}: malformed include ({e})') from None
+    if not path.is_file():
+        raise BringupError(f'{where}: included file {path} does not exist')
+    if path.resolve() in {p.resolve() for p in included}:
+        raise BringupError(f'{where}: {path} includes itself')
+    sub_arguments, _, sub_nodes = _read(path, included)
+    scope = Scope(_condition(entry, where), arguments)
+    set_here = {name for name, _ in arguments}
+    return ([a for a in sub_arguments if a.name not in set_here],
+            [replace(node, scopes=(scope, *node.scopes)) for node in sub_nodes])
+
+
+def load_bringup(name: str, directory: Path | None = None) -> Bringup:
+    directory = directory or launch_directory()
+    path = directory / f'{name}.launch.yaml'
+    if not path.is_file():
+        raise BringupError(f'unknown bringup {name!r}; available: {available_bringups(directory)}')
+    arguments, environment, nodes = _read(path)
     if not nodes:
         raise BringupError(f'{path}: no nodes')
     # The first comment block is the bringup's description, for --show-args.
-    description = next((line.lstrip('# ').strip() for line in text.splitlines()
+    description = next((line.lstrip('# ').strip() for line in path.read_text().splitlines()
                         if line.startswith('#')), '')
     bringup = Bringup(name, description, tuple(arguments), tuple(environment), tuple(nodes), path)
     # Every $(var) must name a declared argument: check with each at its default.
