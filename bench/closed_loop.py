@@ -9,7 +9,10 @@
                (config/train/act_pick_cube.yaml, or act_pick_cube_state.yaml for
                --inputs state), on this machine's CPU unless told
   4. evaluate  `robosandbox eval` of the last checkpoint through the policy node,
-               lockstep, on seeds from 100000: never one the expert recorded
+               lockstep, on seeds from 100000: never one the expert recorded.
+               With --select N, every kept checkpoint is first evaluated on N
+               validation seeds from 200000 and the best one is evaluated; the
+               test seeds never choose the checkpoint they measure.
 
 Every stage is a command a user runs, printed before it runs; a stage whose output
 is already in --work is skipped, so an interrupted run resumes. It prints each
@@ -20,6 +23,7 @@ evaluation's success rate with its Wilson interval, and writes them to
   python bench/closed_loop.py                          # the full loop (hours on 2 cores)
   python bench/closed_loop.py --inputs state           # state-based: joints and the cube's pose
   python bench/closed_loop.py --inputs state --curve   # and success at every kept checkpoint
+  python bench/closed_loop.py --inputs state --select 20   # the checkpoint chosen on 20 validation seeds
 
 It prints each stage's wall time, the training loss and the evaluation's success rate
 with its Wilson interval, and writes them to --work/closed_loop[_state].json, with a
@@ -41,13 +45,18 @@ import time
 
 import yaml
 
-os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+from robosandbox_cli.environment import ros_environment
+
+# As the robosandbox command does: runs from .venv/bin/python without activating the venv.
+os.environ.update(ros_environment())
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 TRAIN_CONFIGS = {'images': 'act_pick_cube.yaml', 'state': 'act_pick_cube_state.yaml'}
 REPO_IDS = {'images': 'local/pick_cube', 'state': 'local/pick_cube_state'}
 EXPORT_OPTIONS = {'images': [], 'state': ['--environment-state', '--no-cameras']}
 LOSS = re.compile(r'\bstep:\s*(\S+)\s.*?\bloss:\s*([0-9.]+)')
+TEST_SEED = 100000          # evaluation seeds: never recorded, never used to choose
+VALIDATION_SEED = 200000    # seeds that choose the checkpoint (--select)
 TOY = {'episodes': 2, 'steps': 3, 'eval_episodes': 1, 'batch_size': 2, 'max_duration': 1.0}
 
 
@@ -114,6 +123,9 @@ def main() -> int:
     parser.add_argument('--eval-episodes', type=int, default=50)
     parser.add_argument('--curve', action='store_true',
                         help='also evaluate every checkpoint training kept: success against training steps')
+    parser.add_argument('--select', type=int, default=0, metavar='N',
+                        help='evaluate the kept checkpoint that does best on N validation seeds '
+                             '(from 200000), not the last one')
     parser.add_argument('--max-duration', type=float, default=0.0, help='evaluation episode limit, s (0: the task\'s)')
     parser.add_argument('--toy', action='store_true',
                         help=f'the chain at toy scale ({TOY}): checks each stage hands the next what it needs')
@@ -158,30 +170,48 @@ def main() -> int:
     if args.batch_size:
         train.append(f'--batch_size={args.batch_size}')
     stage('train', checkpoint_of(train_dir).is_dir(), (train, train_log))
-    def evaluate(checkpoint: Path, out: Path, name: str) -> dict:
-        command = ['eval', '--policy', str(checkpoint), '--episodes', str(args.eval_episodes),
-                   '--seed', '100000', '--out', str(out), f'device:={args.device}', 'torch_threads:=2',
+    def evaluate(checkpoint: Path, out: Path, name: str, episodes: int = args.eval_episodes,
+                 seed: int = TEST_SEED) -> dict:
+        command = ['eval', '--policy', str(checkpoint), '--episodes', str(episodes),
+                   '--seed', str(seed), '--out', str(out), f'device:={args.device}', 'torch_threads:=2',
                    f'camera_width:={args.width}', f'camera_height:={args.height}']
         if args.max_duration:
             command.append(f'max_duration:={args.max_duration}')
         stage(name, (out / 'summary.json').is_file(), (robosandbox(*command), None))
         return json.loads((out / 'summary.json').read_text())
 
-    summary = evaluate(checkpoint_of(train_dir), evaluation, 'evaluate')
+    kept = {int(p.name): p / 'pretrained_model'
+            for p in (train_dir / 'checkpoints').iterdir() if p.name.isdigit()}
+
+    def evaluate_step(step: int) -> dict:
+        """The checkpoint of ``step`` on the test seeds (the last one's directory is eval[_state])."""
+        if step == max(kept):
+            return evaluate(checkpoint_of(train_dir), evaluation, 'evaluate')
+        return evaluate(kept[step], work / f'eval{suffix}_{step}', f'evaluate step {step}')
+
+    # Which checkpoint: the last, or the best on validation seeds (ties: the later).
+    validation = {}
+    if args.select:
+        for step in sorted(kept):
+            validation[step] = evaluate(kept[step], work / f'validate{suffix}_{step}',
+                                        f'validate step {step}', args.select, VALIDATION_SEED)['success_rate']
+        print('validation success by step: ' + ', '.join(
+            f'{step}: {100 * rate:.0f} %' for step, rate in validation.items()), flush=True)
+    chosen = max(validation, key=lambda step: (validation[step], step)) if validation else max(kept)
+    summary = evaluate_step(chosen)
     # Success against training steps: every checkpoint lerobot-train kept, on the same seeds.
     curve = []
     if args.curve:
-        for kept in sorted(p for p in (train_dir / 'checkpoints').iterdir() if p.name.isdigit()):
-            step = int(kept.name)
-            at = summary if step == steps else evaluate(
-                kept / 'pretrained_model', work / f'eval{suffix}_{step}', f'evaluate step {step}')
+        for step in sorted(kept):
+            at = evaluate_step(step)
             curve.append({'step': step, 'success_rate': at['success_rate'], 'ci95': at['ci95']})
 
     # LeRobot logs the step rounded (1K, 2K...): count the log lines instead.
     losses = [((i + 1) * log_freq, float(loss)) for i, (_, loss) in enumerate(LOSS.findall(train_log.read_text()))] \
         if train_log.is_file() else []
     result = {'inputs': args.inputs, 'stage_seconds': times, 'episodes_recorded': args.episodes,
-              'training_steps': steps,
+              'training_steps': steps, 'evaluated_step': chosen,
+              'validation_success_by_step': validation,
               'loss': losses, 'evaluation': {k: summary[k] for k in (
                   'episodes', 'successes', 'success_rate', 'ci95', 'median_time_to_success')},
               'success_by_step': curve}
@@ -191,6 +221,7 @@ def main() -> int:
     low, high = summary['ci95']
     print(f"\nclosed loop ({args.inputs}): {args.episodes} expert episodes, {steps} training steps"
           + (f", final loss {losses[-1][1]:.3f}" if losses else '')
+          + (f"; checkpoint of step {chosen} (best on {args.select} validation seeds)" if validation else '')
           + f"; {summary['successes']}/{summary['episodes']} evaluation episodes succeeded "
           f"({100 * summary['success_rate']:.0f} %, 95 % CI {100 * low:.0f}-{100 * high:.0f} %)")
     print('stage wall times: ' + ', '.join(f'{k} {v:.0f} s' for k, v in times.items()))

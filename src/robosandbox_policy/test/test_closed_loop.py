@@ -51,8 +51,10 @@ def test_each_stage_hands_the_next_what_it_needs(tmp_path):
     assert result['evaluation']['episodes'] == 1
     assert 'closed loop (images): 2 expert episodes, 3 training steps' in process.stdout
 
-    # The state-based loop on the same recording: joints and the cube's pose, no image.
-    process = subprocess.run([sys.executable, str(PIPELINE), '--toy', '--inputs', 'state', '--work', str(work)],
+    # The state-based loop on the same recording: joints and the cube's pose, no image,
+    # its checkpoint chosen on a validation seed.
+    process = subprocess.run([sys.executable, str(PIPELINE), '--toy', '--inputs', 'state', '--select', '1',
+                              '--work', str(work)],
                              capture_output=True, text=True, timeout=900)
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
     assert '[record] already done' in process.stdout
@@ -63,3 +65,11 @@ def test_each_stage_hands_the_next_what_it_needs(tmp_path):
     assert not loaded.config.image_features and loaded.config.env_state_feature.shape == (7,)
     episode, = [json.loads(line) for line in (work / 'eval_state' / 'episodes.jsonl').read_text().splitlines()]
     assert episode['end_reason'] == '1 s' and episode['steps'] == 31 and episode['missed_ticks'] == 0
+    # Every kept checkpoint (steps 1, 2, 3) was validated on its own seed, never a test one;
+    # none can succeed in 1 s, so the tie goes to the last, the one evaluated above.
+    result = json.loads((work / 'closed_loop_state.json').read_text())
+    assert sorted(result['validation_success_by_step']) == ['1', '2', '3']
+    assert result['evaluated_step'] == 3
+    for step in (1, 2, 3):
+        summary = json.loads((work / f'validate_state_{step}' / 'summary.json').read_text())
+        assert summary['seeds'] == [200000], summary
