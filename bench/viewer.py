@@ -17,21 +17,15 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-import socket
 import statistics
 import sys
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import rclpy  # noqa: E402
 
-from robosandbox_cli.processes import resolve_executable  # noqa: E402
+from robosandbox_cli.processes import free_port, resolve_executable  # noqa: E402
 from sim_rtf import run  # noqa: E402
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def viewer_command() -> list[str]:

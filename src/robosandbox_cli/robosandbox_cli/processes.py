@@ -18,6 +18,7 @@ from importlib import metadata
 import os
 from pathlib import Path
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -219,6 +220,13 @@ def run_group(commands: list[tuple[str, list[str]]], duration: float | None = No
         group.shutdown()
         signal.signal(signal.SIGINT, previous)
     return status
+
+
+def free_port() -> int:
+    """A TCP port on localhost that nothing listens on now (for tests and benchmarks)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 class NodeProcess:

@@ -3,25 +3,19 @@ subprotocol foxglove.sdk.v1, spoken here with the websockets library) sees the s
 their CDR bytes, decodable by the ros2msg definition it was given."""
 
 import json
-import socket
 import struct
 import time
 
 import pytest
 from websockets.sync.client import connect
 
-from robosandbox_cli.processes import NodeProcess
+from robosandbox_cli.processes import free_port, NodeProcess
 from robosandbox_data.episodes.bag import decode
 from robosandbox_description.robot import load_robot
 from robosandbox_viewer.foxglove_node import ros2msg_definition
 
 pytestmark = pytest.mark.nodes
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def test_definitions_carry_the_types_they_use():

@@ -14,7 +14,6 @@ from pathlib import Path
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ import numpy as np
 import pytest
 import rerun as rr
 
+from robosandbox_cli.processes import free_port
 from robosandbox_control.robot_state import resolved_urdf
 from robosandbox_description.robot import load_robot
 from robosandbox_viewer.scene import open_view, Scene, SceneError
@@ -39,11 +39,6 @@ def entity_paths(rrd: Path) -> set[str]:
     schema = rr.experimental.RrdReader(rrd).store().schema()
     return {column.entity_path for column in schema.component_columns()}
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def stamp(seconds: float):
