@@ -48,6 +48,16 @@ LOG_LEVELS = {10: rr.TextLogLevel.DEBUG, 20: rr.TextLogLevel.INFO, 30: rr.TextLo
               40: rr.TextLogLevel.ERROR, 50: rr.TextLogLevel.CRITICAL}
 
 
+def graph_time(seconds: float, now: float) -> float:
+    """When a stamp ``seconds`` is shown on a graph whose clock reads ``now``: the stamp
+    itself, or ``now`` for a zero stamp ("now") and for a stamp on the other clock (a
+    client without use_sim_time stamping wall time on a sim graph, or the reverse),
+    which the timeline could not place among the graph's times."""
+    if seconds <= 0 or (seconds >= WALL_CLOCK_SINCE) != (now >= WALL_CLOCK_SINCE):
+        return now
+    return seconds
+
+
 class SceneError(ValueError):
     """A message the viewer cannot show (an image encoding it does not know)."""
 
@@ -148,12 +158,13 @@ class Scene:
                 self.rec.log(f'tf/{entity_name(joint.child_link)}',
                              joint.compute_transform(float(value), clamp=False))
 
-    def transforms(self, msg, static: bool) -> None:
-        """A tf2_msgs/TFMessage: each transform a named frame relation, at its stamp."""
+    def transforms(self, msg, static: bool, seconds: float | None = None) -> None:
+        """A tf2_msgs/TFMessage: each transform a named frame relation, at its stamp
+        (or at ``seconds``, given)."""
         for t in msg.transforms:
             self._frames.add(t.child_frame_id)
             if not static:
-                self._at(to_seconds(t.header.stamp))
+                self._at(to_seconds(t.header.stamp) if seconds is None else seconds)
             tr, q = t.transform.translation, t.transform.rotation
             self.rec.log(f'tf/{entity_name(t.child_frame_id)}',
                          rr.Transform3D(translation=[tr.x, tr.y, tr.z], quaternion=[q.x, q.y, q.z, q.w],

@@ -32,7 +32,7 @@ from robosandbox_control.parameters import declare, parameter, watch
 from robosandbox_control.qos import LATCHED_QOS, LATEST_QOS
 from robosandbox_control.spinning import run_node
 from robosandbox_msgs.msg import TaskStatus
-from robosandbox_viewer.scene import open_view, Scene, SceneError
+from robosandbox_viewer.scene import graph_time, open_view, Scene, SceneError
 ACTION_TOPICS = ('policy/action', 'teleop/action')
 CAMERA_SCAN_PERIOD = 1.0      # s between looks for new cameras
 
@@ -101,9 +101,8 @@ class ViewerNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _time(self, stamp) -> float:
-        """A message's stamp, or now on this node's clock for a zero stamp ("now")."""
-        seconds = to_seconds(stamp)
-        return seconds if seconds > 0 else self._now()
+        """A message's time on this graph's clock (``scene.graph_time``)."""
+        return graph_time(to_seconds(stamp), self._now())
 
     def _scan_cameras(self) -> None:
         prefix = self.get_namespace().rstrip('/') + '/cameras/'
@@ -122,9 +121,10 @@ class ViewerNode(Node):
 
     def _tf(self, msg: TFMessage) -> None:
         # Decimated per frame: a message may carry the robot's links or the objects alone.
-        due = [t for t in msg.transforms if self._due(f'tf:{t.child_frame_id}', to_seconds(t.header.stamp))]
+        seconds = self._time(msg.transforms[0].header.stamp) if msg.transforms else 0.0
+        due = [t for t in msg.transforms if self._due(f'tf:{t.child_frame_id}', seconds)]
         if due:
-            self.scene.transforms(TFMessage(transforms=due), static=False)
+            self.scene.transforms(TFMessage(transforms=due), static=False, seconds=seconds)
 
     def _image(self, camera: str, msg: Image) -> None:
         seconds = self._time(msg.header.stamp)

@@ -27,7 +27,7 @@ import rerun as rr
 from robosandbox_cli.processes import free_port
 from robosandbox_control.robot_state import resolved_urdf
 from robosandbox_description.robot import load_robot
-from robosandbox_viewer.scene import open_view, Scene, SceneError
+from robosandbox_viewer.scene import graph_time, open_view, Scene, SceneError
 
 ROBOSANDBOX = [sys.executable, '-m', 'robosandbox_cli.main']
 ROBOT = load_robot('so101')
@@ -77,6 +77,18 @@ def test_the_scene_logs_each_kind_of_message_to_its_entity(tmp_path):
     assert any(p.startswith('/robot/so101_new_calib/visual_geometries/gripper_link') for p in paths), paths
     # No backend placed the robot's root: it stands at the scene's origin.
     assert '/tf/base_link' in paths
+
+
+def test_a_stamp_on_another_clock_is_shown_at_the_graphs_now():
+    wall = 1.78e9
+    # A sim graph (its clock at 12.5 s): a wall-clock stamp from a client without
+    # use_sim_time, and a zero stamp, land at now; a sim-time stamp stays.
+    assert graph_time(wall, 12.5) == 12.5
+    assert graph_time(0.0, 12.5) == 12.5
+    assert graph_time(3.0, 12.5) == 3.0
+    # A wall-clock graph (hardware): the reverse.
+    assert graph_time(3.0, wall) == wall
+    assert graph_time(wall - 1.0, wall) == wall - 1.0
 
 
 def test_bgr_images_are_shown_as_rgb():
