@@ -373,3 +373,20 @@ launch:
         (tmp_path / f'{name}.launch.yaml').write_text(text)
         with pytest.raises(BringupError, match=message):
             load_bringup(name, tmp_path)
+
+
+@pytest.mark.parametrize('module, slow_step', [
+    ('robosandbox_sim.sim_node', 'Simulation'),            # Ctrl-C while MuJoCo loads the model
+    ('robosandbox_policy.policy_node', 'make_policy'),     # ... while a checkpoint loads
+    ('robosandbox_viewer.viewer_node', 'open_view')])      # ... while the viewer starts serving
+def test_ctrl_c_during_a_nodes_start_is_a_clean_stop(module, slow_step):
+    # rclpy destroys a node whose construction was cut short: its destroy_node must
+    # not trip over what was never made (seen: AttributeError '_thread' in the sim).
+    code = (f'import {module} as m\n'
+            'def interrupted(*args, **kwargs):\n'
+            '    raise KeyboardInterrupt\n'
+            f'm.{slow_step} = interrupted\n'
+            'raise SystemExit(m.main([]))\n')
+    process = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    output = process.stdout + process.stderr
+    assert process.returncode == 0 and 'Traceback' not in output, output[-3000:]

@@ -126,6 +126,9 @@ class PolicyNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__('policy', **kwargs)
+        # What destroy_node releases, set before anything can fail (a start cut short).
+        self.policy = None
+        self._server: ActionServer | None = None
         self.p = p = declare(self, PolicyParameters)
         watch(self, p)              # task and action_tolerance are read where used
         self.robot = load_robot(p.robot)
@@ -467,8 +470,10 @@ class PolicyNode(Node):
         self.diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), [status]))
 
     def destroy_node(self) -> None:
-        self.policy.close()
-        self._server.destroy()
+        if self.policy is not None:
+            self.policy.close()
+        if self._server is not None:
+            self._server.destroy()
         super().destroy_node()
 
 
@@ -484,6 +489,9 @@ def main(args=None) -> int:
         rclpy.logging.get_logger('policy').fatal(f'cannot start: {e}')
         shutdown()
         return 1
+    except KeyboardInterrupt:       # Ctrl-C while a checkpoint loads: a requested stop
+        shutdown()
+        return 0
     # One thread: callbacks are short (inference runs in the policy's own worker)
     # and rclpy's multi-threaded executor costs more CPU than it saves.
     return spin_node(node, SingleThreadedExecutor())

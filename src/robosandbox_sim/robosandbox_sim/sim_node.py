@@ -93,6 +93,10 @@ class SimNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__('sim', **kwargs)
+        # What destroy_node releases, set before anything can fail: rclpy destroys a
+        # node whose start was cut short (Ctrl-C while the model loads), as so101's.
+        self._thread: threading.Thread | None = None
+        self.commands: ArmCommandInterface | None = None
         self.p = p = declare(self, SimParameters)
 
         robot = load_robot(p.robot, p.robot_model or None)
@@ -491,12 +495,14 @@ class SimNode(Node):
 
     @property
     def alive(self) -> bool:
-        return self._running and self._thread.is_alive()
+        return self._running and self._thread is not None and self._thread.is_alive()
 
     def destroy_node(self) -> None:
         self._running = False
-        self._thread.join(timeout=5.0)
-        self.commands.destroy()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        if self.commands is not None:
+            self.commands.destroy()
         super().destroy_node()
 
 

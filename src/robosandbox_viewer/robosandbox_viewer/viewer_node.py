@@ -57,6 +57,8 @@ class ViewerNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__('viewer', **kwargs)
+        # What destroy_node releases, set before anything can fail (a start cut short).
+        self.view = self.scene = None
         p = self.p = declare(self, ViewerParameters)
         watch(self, p)              # max_rate is read at every message
         self.view = open_view('robosandbox', p.web_port, p.grpc_port, p.save, p.memory_limit)
@@ -84,8 +86,10 @@ class ViewerNode(Node):
             self.get_logger().info(f'saving the recording to {p.save}')
 
     def destroy_node(self):
-        self.scene.close()
-        self.view.close()
+        if self.scene is not None:
+            self.scene.close()
+        if self.view is not None:
+            self.view.close()
         return super().destroy_node()
 
     def _due(self, stream: str, seconds: float) -> bool:
