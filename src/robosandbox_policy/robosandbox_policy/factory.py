@@ -32,6 +32,7 @@ class PolicyOptions:
     rate: float = 0.0                   # Hz; 0 = the policy's own
     replay_lookahead: float = 0.0       # s
     lockstep: bool = False              # checkpoints: infer in line, when the queue runs dry
+    inference_process: bool = False     # checkpoints: infer in a process of their own
 
 
 def make_policy(spec: str, robot: RobotDescription, options: PolicyOptions = PolicyOptions()
@@ -56,7 +57,8 @@ def make_policy(spec: str, robot: RobotDescription, options: PolicyOptions = Pol
         return CheckpointPolicy(
             spec, options.joint_names or robot.joints, robot.gripper_joint, robot.gripper_range,
             units=options.units, image_topics=options.image_topics, device=options.device,
-            torch_threads=options.torch_threads, rate=options.rate, synchronous=options.lockstep)
+            torch_threads=options.torch_threads, rate=options.rate, synchronous=options.lockstep,
+            own_process=options.inference_process)
     except LegacyCheckpointError:
         raise
     except CheckpointError as e:

@@ -5,6 +5,10 @@ checkpoint's preprocessor; actions through its postprocessor. Policies that
 predict chunks from one observation run through a :class:`ChunkRunner`;
 others (observation history, e.g. Diffusion) call ``select_action`` each tick
 in the same worker, one tick behind.
+
+:class:`CheckpointModel` is the inference (no threads, no ROS);
+:class:`CheckpointPolicy` runs it, here or in a process of its own
+(:mod:`robosandbox_policy.inference_process`), behind the chunk runner.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from robosandbox_control.environment_state import (
     environment_state, ENVIRONMENT_STATE, EnvironmentStateError, POSE_FIELDS)
 from robosandbox_policy import checkpoint
 from robosandbox_policy.chunking import ChunkRunner
+from robosandbox_policy.inference_process import ModelProcess
 from robosandbox_policy.embodiment import (
     EmbodimentError, fit_vector, guess_convention, joint_units, parse_image_topics)
 from robosandbox_policy.observation import Observation
@@ -42,12 +47,16 @@ def _check_features(directory, config) -> None:
         raise EmbodimentError(f'{directory}: the policy has no "action" output')
 
 
-class CheckpointPolicy:
+class CheckpointModel:
+    """A checkpoint's inference in ROS units: an observation in, an action chunk out."""
+
+    # What a ModelProcess copies from the model in its child: everything but inference.
+    DESCRIPTION = ('joint_names', 'fps', 'image_shapes', 'image_topics', 'needs_object_poses',
+                   'units', 'warnings', 'latencies')
 
     def __init__(self, ref: str, joint_names, gripper_joint: str,
                  gripper_range: tuple[float, float], units: str = 'auto', image_topics=(),
-                 device: str = 'cpu', torch_threads: int = 0, rate: float = 0.0,
-                 synchronous: bool = False):
+                 device: str = 'cpu', torch_threads: int = 0, rate: float = 0.0):
         import torch
 
         if torch_threads > 0:
@@ -96,27 +105,24 @@ class CheckpointPolicy:
                          and hasattr(config, 'n_action_steps')
                          and getattr(config, 'temporal_ensemble_coeff', None) is None)
         self.n_action_steps = getattr(config, 'n_action_steps', 1) if self._chunked else 1
-        self.runner = ChunkRunner(self.predict_chunk, 1.0 / control_rate(rate, self.fps),
-                                  synchronous=synchronous)
-        self._warm_up()
+        self.latencies = self._warm_up()
         self.reset()
 
-    def _warm_up(self) -> None:
+    def _warm_up(self) -> list[float]:
         """Two inferences on a neutral observation: fail now rather than mid-run, pay
-        torch's first-call costs before the arm waits on them, and learn the latency."""
+        torch's first-call costs before the arm waits on them, and learn the latency (s)."""
         obs = Observation(time=0.0, joint_positions=np.zeros(len(self.joint_names)), images={
             key: np.full((h, w, 3), 128, np.uint8) for key, (_, h, w) in self.image_shapes.items()},
             object_poses={f'object{i}': (np.zeros(3), np.array([1.0, 0, 0, 0]))
                           for i in range(self.environment_size // len(POSE_FIELDS))})
+        latencies = []
         for _ in range(2):
             start = time.perf_counter()
             self.predict_chunk(obs)
-            self.runner.expect_latency(time.perf_counter() - start)
+            latencies.append(time.perf_counter() - start)
+        return latencies
 
     def reset(self) -> None:
-        self.done = False
-        self._tick = 0
-        self.runner.reset()
         self.loaded.policy.reset()
         self.loaded.preprocessor.reset()
         self.loaded.postprocessor.reset()
@@ -161,6 +167,48 @@ class CheckpointPolicy:
             chunk = np.hstack([chunk, np.broadcast_to(obs.joint_positions[k:], (len(chunk), n - k))])
         return chunk
 
+    def close(self) -> None:
+        pass
+
+
+class CheckpointPolicy:
+    """A LeRobot checkpoint as a :class:`~robosandbox_policy.policy.Policy`.
+
+    ``own_process`` runs the model in a process of its own (what the node does):
+    the executor's callbacks then leave its inference alone. ``synchronous``
+    infers in line when the queue runs dry (lockstep).
+    """
+
+    def __init__(self, ref: str, joint_names, gripper_joint: str,
+                 gripper_range: tuple[float, float], units: str = 'auto', image_topics=(),
+                 device: str = 'cpu', torch_threads: int = 0, rate: float = 0.0,
+                 synchronous: bool = False, own_process: bool = False):
+        args = (ref, joint_names, gripper_joint, gripper_range)
+        options = dict(units=units, image_topics=image_topics, device=device,
+                       torch_threads=torch_threads, rate=rate)
+        model = (ModelProcess(CheckpointModel, *args, **options) if own_process
+                 else CheckpointModel(*args, **options))
+        self.model = model
+        self.inference_pid = model.pid if own_process else None
+        self.joint_names, self.fps, self.units = model.joint_names, model.fps, model.units
+        self.image_shapes, self.image_topics = model.image_shapes, model.image_topics
+        self.needs_object_poses, self.warnings = model.needs_object_poses, model.warnings
+        self.runner = ChunkRunner(model.predict_chunk, 1.0 / control_rate(rate, self.fps),
+                                  synchronous=synchronous)
+        for seconds in model.latencies:
+            self.runner.expect_latency(seconds)
+        self.reset()
+
+    def reset(self) -> None:
+        self.done = False
+        self._tick = 0
+        self.runner.reset()
+        self.model.reset()
+
+    def predict_chunk(self, obs: Observation) -> np.ndarray:
+        """Action chunk (k, joints) in ROS units for ``obs``, now."""
+        return self.model.predict_chunk(obs)
+
     def act(self, obs: Observation) -> np.ndarray | None:
         action = self.runner.next(obs, self._tick)
         self._tick += 1
@@ -168,3 +216,4 @@ class CheckpointPolicy:
 
     def close(self) -> None:
         self.runner.close()
+        self.model.close()

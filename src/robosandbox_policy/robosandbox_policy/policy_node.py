@@ -80,6 +80,10 @@ class PolicyParameters:
     torch_threads: int = parameter(1, 'Torch CPU threads for inference (0 = torch default); keep it below '
                                       'the free cores so inference does not starve the sim.',
                                    read_only=True, range=(0, 256))
+    inference_process: bool = parameter(
+        True, "Run a checkpoint's inference in a process of its own: in the node's process it shares "
+              "Python's GIL with every message callback (ACT inferred 1.3-1.5x slower there).",
+        read_only=True)
     replay_lookahead: float = parameter(0.0, 'Replay: command each target this many s early.',
                                         read_only=True, range=(0.0, 10.0))
     action_tolerance: float = parameter(0.05, 'rad beyond a joint limit an action may go (then clipped); '
@@ -136,7 +140,8 @@ class PolicyNode(Node):
             units=p.units, image_topics=tuple(p.image_topics),
             joint_names=tuple(p.joint_names), device=p.device,
             torch_threads=p.torch_threads, rate=p.rate,
-            replay_lookahead=p.replay_lookahead, lockstep=p.lockstep))
+            replay_lookahead=p.replay_lookahead, lockstep=p.lockstep,
+            inference_process=p.inference_process))
         for message in getattr(self.policy, 'warnings', []):
             self.get_logger().warning(message)
         self.rate = control_rate(p.rate, self.policy.fps)
@@ -185,7 +190,9 @@ class PolicyNode(Node):
         self.get_logger().info(
             f'policy {p.policy!r} at {self.rate:g} Hz; joints {list(self.policy.joint_names)}'
             + (f'; images {self.policy.image_topics}' if topics else '')
-            + (f'; lockstep through {p.step_service}' if p.lockstep else ''))
+            + (f'; lockstep through {p.step_service}' if p.lockstep else '')
+            + (f'; inference in process {pid}' if (pid := getattr(self.policy, 'inference_pid', None))
+               else ''))
 
     # --- inputs -----------------------------------------------------------------
 
@@ -492,7 +499,8 @@ def main(args=None) -> int:
     except KeyboardInterrupt:       # Ctrl-C while a checkpoint loads: a requested stop
         shutdown()
         return 0
-    # One thread: callbacks are short (inference runs in the policy's own worker)
+    # One thread: callbacks are short (inference runs in the policy's own worker, and a
+    # checkpoint's in a process of its own)
     # and rclpy's multi-threaded executor costs more CPU than it saves.
     return spin_node(node, SingleThreadedExecutor())
 

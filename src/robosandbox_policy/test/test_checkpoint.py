@@ -60,7 +60,7 @@ def test_degree_checkpoints_are_converted_to_radians(tmp_path, write_act):
     try:
         assert policy.units.convention == 'lerobot_so101'
         # The state the policy sees is in degrees / 0-100...
-        batch = policy.batch(Observation(0.0, HOME.copy(), {
+        batch = policy.model.batch(Observation(0.0, HOME.copy(), {
             'observation.images.front': np.zeros((120, 160, 3), np.uint8)}))
         np.testing.assert_allclose(batch['observation.state'], units.to_policy(HOME), rtol=1e-5)
         # ...and its actions come back in radians, near home.
@@ -148,7 +148,7 @@ def test_a_state_based_checkpoint_takes_the_task_statuss_object_poses(tmp_path):
         assert policy.needs_object_poses and policy.image_topics == {}
         cube = (np.array([0.2, 0.05, 0.015]), np.array([-0.9, 0.0, 0.0, 0.436]))
         obs = Observation(0.0, HOME.copy(), object_poses={'cube': cube})
-        batch = policy.batch(obs)
+        batch = policy.model.batch(obs)
         # The export's rule: the same vector, the quaternion's sign made qw >= 0.
         np.testing.assert_array_equal(batch['observation.environment_state'], environment_state({'cube': cube}))
         assert batch['observation.environment_state'][3] == pytest.approx(0.9)
@@ -156,7 +156,7 @@ def test_a_state_based_checkpoint_takes_the_task_statuss_object_poses(tmp_path):
         assert action.shape == (6,) and np.all(np.isfinite(action))
         two = Observation(0.0, HOME.copy(), object_poses={'cube': cube, 'bowl': cube})
         with pytest.raises(PolicyError, match=r"7 values .*2 object\(s\) \['bowl', 'cube'\], 14 values"):
-            policy.batch(two)
+            policy.model.batch(two)
     finally:
         policy.close()
 
