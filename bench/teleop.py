@@ -3,11 +3,12 @@
 
 Two emulated STS buses at 1 Mbps, each in a process of its own (as a USB
 adapter answers whatever the host is doing): a leader (torque off) whose
-shoulder_pan a hand steps by 0.02 rad every 0.15-0.25 s, and a follower. The
-leader bus timestamps every Present_Position read it answers, the follower bus
-every Goal_Position write (one monotonic clock for all); a step's latency runs
-from the first leader read after the hand moved to the first follower goal
-that moved toward it.
+shoulder_pan a hand steps by 0.02 rad every 60-100 ms, and a follower. The
+leader bus timestamps every Present_Position read it answers (when the answer
+took the positions: a move while its reply was on the wire is the next read's)
+and every move of the hand, the follower bus every Goal_Position write (one
+monotonic clock for all); a step's latency runs from the first leader read
+after the hand moved to the first follower goal that moved toward it.
 
   ours    so101_leader (100 Hz) -> joint_trajectory -> so101_node (100 Hz loop),
           each in its own process, as hw_teleop runs them.
@@ -55,6 +56,10 @@ JOINTS = ROBOT.joints
 HOME = np.array([ROBOT.home[j] for j in JOINTS])
 STEP = 0.02                   # rad on shoulder_pan: one or two ticks of the follower's velocity limit
 PAN = 1                       # servo id
+# s between hand steps: far longer than a step's latency (a few ms; LeRobot's 30 Hz loop
+# answers within one 33 ms period), short enough for ~125 steps in 10 s: a p99 is then
+# the 2nd-worst step of a round, not the worst of the ~50 that 0.15-0.25 s gave.
+HAND_INTERVAL = (0.06, 0.10)
 
 
 class Timeline:
@@ -137,16 +142,16 @@ def step_by_hand(bus: EmulatedBus, calibration: dict, steps: list, seconds: floa
     pose, direction = HOME.copy(), 1
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        time.sleep(rng.uniform(0.15, 0.25))
+        time.sleep(rng.uniform(*HAND_INTERVAL))
         pose[0] += direction * STEP
-        place(bus, calibration, pose)
-        steps.append((time.monotonic(), direction))
+        steps.append((place(bus, calibration, pose), direction))
         direction = -direction
 
 
-def place(bus, calibration, pose) -> None:
+def place(bus, calibration, pose) -> float:
+    """Move the leader's shafts to ``pose``; the bus's time of the move."""
     units = joint_units(LEROBOT_SO101, JOINTS, ROBOT.gripper_joint, ROBOT.gripper_range)
-    bus.turn_by_hand(encoder_steps(calibration, JOINTS, units.to_policy(pose)))
+    return bus.turn_by_hand(encoder_steps(calibration, JOINTS, units.to_policy(pose)))
 
 
 class Graph:

@@ -210,8 +210,9 @@ class EmulatedBus:
     ``link``: a symlink made to the pty (a stable name for launch files).
     ``on_goal``: called with (monotonic time, servo id, goal register value)
     whenever a goal position is written, and ``on_position_read`` with the
-    monotonic time whenever Present_Position is read (the answer's time): to
-    measure latencies from a read on one bus to a goal on another.
+    monotonic time whenever Present_Position is read (when the answer took the
+    positions, the clock :meth:`turn_by_hand` returns): to measure latencies from a
+    read on one bus to a goal on another.
     """
 
     def __init__(self, ids=range(1, 7), baudrate: int = 1_000_000, link: str | Path | None = None,
@@ -235,6 +236,7 @@ class EmulatedBus:
         self._running = False
         self._thread: threading.Thread | None = None
         self._last_step = time.monotonic()
+        self._answered = self._last_step     # when the latest answer took the servos' state
 
     # --- control -------------------------------------------------------------------
 
@@ -278,27 +280,30 @@ class EmulatedBus:
         with self._lock:
             return {i: s.torque for i, s in self.servos.items()}
 
-    def turn_by_hand(self, positions: dict[int, float]) -> None:
+    def turn_by_hand(self, positions: dict[int, float]) -> float:
         """Turn the shafts of unpowered servos to ``positions`` (Present_Position, raw
-        steps): what a hand does to a leader arm. A powered servo resists: it keeps its own."""
+        steps): what a hand does to a leader arm. A powered servo resists: it keeps its own.
+        The monotonic time of the move: a read taken later sees it."""
         with self._lock:
-            self._advance()
+            moved = self._advance()
             for i, steps in positions.items():
                 servo = self.servos.get(i)
                 if servo is not None and not servo.torque:
                     servo.actual = float(steps) + servo.offset
                     servo.step(0.0)
+        return moved
 
     # --- the wire ------------------------------------------------------------------
 
     def _byte_time(self, n: int) -> float:
         return n * 10.0 / self.baudrate
 
-    def _advance(self) -> None:
+    def _advance(self) -> float:
         now = time.monotonic()
         dt, self._last_step = now - self._last_step, now
         for servo in self.servos.values():
             servo.step(dt)
+        return now
 
     def _serve(self) -> None:
         buffer = bytearray()
@@ -324,7 +329,9 @@ class EmulatedBus:
                     arrived = time.monotonic()
                     if self.on_position_read and request[1] in (READ, SYNC_READ) \
                             and request[2][:1] == bytes([PRESENT_POSITION]):
-                        self.on_position_read(arrived)
+                        # Not the time the answer went out: a hand's move between
+                        # the two is not in it, and the next read would carry it.
+                        self.on_position_read(self._answered)
 
     def _take_packet(self, buffer: bytearray):
         """Remove and return the next well-formed packet (id, instruction, params, size)."""
@@ -359,7 +366,7 @@ class EmulatedBus:
 
     def _handle(self, servo_id: int, instruction: int, params: bytes, _size: int):
         with self._lock:
-            self._advance()
+            self._answered = self._advance()     # the state an answer reports (serving thread only)
             self.packets += 1
             if instruction == SYNC_WRITE and servo_id == BROADCAST and len(params) >= 2:
                 addr, length = params[0], params[1]

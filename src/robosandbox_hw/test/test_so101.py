@@ -5,6 +5,7 @@ feetech-servo-sdk and pyserial) opens it as it opens a USB adapter.
 """
 
 import json
+import os
 from pathlib import Path
 import re
 import signal
@@ -20,7 +21,8 @@ from robosandbox_cli.processes import NodeProcess
 from robosandbox_control.qos import CAMERA_INFO_QOS, LATCHED_QOS
 from robosandbox_description.robot import load_robot
 from robosandbox_hw.controller import GoalLimiter, SafetyLimits
-from robosandbox_hw.emulator import HOMING_OFFSET, LOCK, MIN_LIMIT
+from robosandbox_hw.emulator import (
+    BROADCAST, EmulatedBus, HOMING_OFFSET, LOCK, MIN_LIMIT, packet, PRESENT_POSITION, SYNC_READ)
 from robosandbox_hw.so101_bus import BusError, CalibrationError, load_calibration, So101Bus, So101BusConfig
 
 JOINTS = load_robot('so101').joints
@@ -47,6 +49,39 @@ def wait_for(condition, timeout):
     while time.monotonic() < deadline and not condition():
         time.sleep(0.02)
     return condition()
+
+
+# --- the emulator itself ------------------------------------------------------------------
+
+def test_a_read_is_timed_when_its_answer_took_the_positions():
+    # A hand's move while a reply is still on the wire is not in that reply. Timed when
+    # the reply went out (as before), such a read seemed to come after the move, and
+    # bench/teleop.py charged a whole leader period to the steps that met one (LeRobot's
+    # 30 Hz loop showed a read -> goal p99 of 33 ms for a write made right after its read).
+    reads = []
+    with EmulatedBus(ids=[1], baudrate=1200, on_position_read=reads.append) as bus:   # 130 ms replies
+        port = os.open(bus.port, os.O_RDWR | os.O_NOCTTY)
+
+        def position(request_sent=lambda: None):
+            os.write(port, packet(BROADCAST, SYNC_READ, bytes([PRESENT_POSITION, 2, 1])))
+            request_sent()
+            reply = b''
+            while len(reply) < 8:              # FF FF id length error pos_lo pos_hi checksum
+                reply += os.read(port, 8 - len(reply))
+            return int.from_bytes(reply[5:7], 'little')
+
+        try:
+            before = position()
+            moves = []
+
+            def move_while_the_reply_is_on_the_wire():
+                assert wait_for(lambda: bus.packets == 2, 5.0)     # answered, not yet sent
+                moves.append(bus.turn_by_hand({1: before + 500}))
+            assert position(move_while_the_reply_is_on_the_wire) == before    # the old position...
+            assert reads[1] < moves[0]                                          # ...read before the move
+            assert position() == before + 500 and reads[2] > moves[0]
+        finally:
+            os.close(port)
 
 
 # --- the driver stack on the emulator, no ROS ---------------------------------------------
