@@ -125,10 +125,14 @@ class ViewerNode(Node):
 
     def _tf(self, msg: TFMessage) -> None:
         # Decimated per frame: a message may carry the robot's links or the objects alone.
-        seconds = self._time(msg.transforms[0].header.stamp) if msg.transforms else 0.0
-        due = [t for t in msg.transforms if self._due(f'tf:{t.child_frame_id}', seconds)]
-        if due:
-            self.scene.transforms(TFMessage(transforms=due), static=False, seconds=seconds)
+        # Each transform at its own stamp: one message may gather several publishers'.
+        due: dict[float, list] = {}
+        for transform in msg.transforms:
+            seconds = self._time(transform.header.stamp)
+            if self._due(f'tf:{transform.child_frame_id}', seconds):
+                due.setdefault(seconds, []).append(transform)
+        for seconds, transforms in due.items():
+            self.scene.transforms(TFMessage(transforms=transforms), static=False, seconds=seconds)
 
     def _image(self, camera: str, msg: Image) -> None:
         seconds = self._time(msg.header.stamp)

@@ -91,6 +91,31 @@ def test_a_stamp_on_another_clock_is_shown_at_the_graphs_now():
     assert graph_time(wall - 1.0, wall) == wall - 1.0
 
 
+def test_each_transform_of_a_tf_message_is_shown_at_its_own_stamp():
+    # A /tf message may gather transforms of different stamps (a relay, a bag's merge):
+    # all were shown at the first one's.
+    from geometry_msgs.msg import TransformStamped
+    from rclpy.time import Time
+    from tf2_msgs.msg import TFMessage
+    from robosandbox_viewer.viewer_node import ViewerNode
+    logged = []
+    view = Msg(p=Msg(max_rate=30.0), _last={}, _now=lambda: 100.0,
+               scene=Msg(transforms=lambda msg, static, seconds: logged.append(
+                   (seconds, [t.child_frame_id for t in msg.transforms]))))
+    view._due = lambda stream, seconds: ViewerNode._due(view, stream, seconds)
+    view._time = lambda s: ViewerNode._time(view, s)
+
+    def transform(child, seconds):
+        t = TransformStamped(child_frame_id=child)
+        t.header.stamp = Time(nanoseconds=round(seconds * 1e9)).to_msg()
+        return t
+    ViewerNode._tf(view, TFMessage(transforms=[transform('a', 10.0), transform('b', 12.0),
+                                               transform('c', 10.0)]))
+    assert sorted(logged) == [(10.0, ['a', 'c']), (12.0, ['b'])]
+    ViewerNode._tf(view, TFMessage(transforms=[transform('a', 10.01), transform('b', 12.5)]))
+    assert logged[2:] == [(12.5, ['b'])]          # 'a' again within 1/30 s: not due
+
+
 def test_bgr_images_are_shown_as_rgb():
     from robosandbox_control.messages import image_array
     bgr = Msg(height=1, width=2, step=6, encoding='bgr8', data=bytes([1, 2, 3, 4, 5, 6]))
