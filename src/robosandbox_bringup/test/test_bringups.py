@@ -12,6 +12,7 @@ import time
 import pytest
 
 from robosandbox_cli.bringup import available_bringups, BringupError, load_bringup, substitute
+from robosandbox_cli.processes import pid_alive
 
 pytestmark = pytest.mark.nodes     # starts ROS node processes: not in `make test-fast`
 
@@ -167,15 +168,6 @@ def read_until(process, pattern, timeout):
         else:
             time.sleep(0.05)
     return lines
-
-
-def pid_alive(pid):
-    """Running (an exited process not yet reaped, a zombie, is not)."""
-    try:
-        state = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != 'Z'
 
 
 def test_launch_sim_starts_and_stops_cleanly_on_ctrl_c():

@@ -222,6 +222,14 @@ def run_group(commands: list[tuple[str, list[str]]], duration: float | None = No
     return status
 
 
+def pid_alive(pid: int) -> bool:
+    """Process ``pid`` is running (an exited one not yet reaped, a zombie, is not)."""
+    try:
+        return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0] != 'Z'
+    except FileNotFoundError:
+        return False
+
+
 def free_port() -> int:
     """A TCP port on localhost that nothing listens on now (for tests and benchmarks)."""
     with socket.socket() as s:

@@ -23,9 +23,9 @@ from robosandbox_control.environment_state import (
     environment_state, ENVIRONMENT_STATE, EnvironmentStateError, POSE_FIELDS)
 from robosandbox_policy import checkpoint
 from robosandbox_policy.chunking import ChunkRunner
-from robosandbox_policy.inference_process import ModelProcess
 from robosandbox_policy.embodiment import (
     EmbodimentError, fit_vector, guess_convention, joint_units, parse_image_topics)
+from robosandbox_policy.inference_process import ModelProcess
 from robosandbox_policy.observation import Observation
 from robosandbox_policy.policy import control_rate, PolicyError
 

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from robosandbox_cli.processes import pid_alive
 from robosandbox_description.robot import load_robot
 from robosandbox_policy.checkpoint import CheckpointError
 from robosandbox_policy.lerobot_policy import CheckpointPolicy
@@ -28,14 +29,6 @@ def make_policy(ref, **kwargs):
     return CheckpointPolicy(str(ref), JOINTS, 'gripper', GRIPPER_RANGE, torch_threads=1, **kwargs)
 
 
-def alive(pid: int) -> bool:
-    """Running (an exited process not yet reaped, a zombie, is not)."""
-    try:
-        return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0] != 'Z'
-    except FileNotFoundError:
-        return False
-
-
 def inference_children(parent: int) -> list[int]:
     pids = []
     for stat in Path('/proc').glob('[0-9]*/stat'):
@@ -46,14 +39,14 @@ def inference_children(parent: int) -> list[int]:
             continue
         if ppid == parent and INFERENCE_PROCESS.encode() in command:
             pids.append(int(stat.parent.name))
-    return [pid for pid in pids if alive(pid)]
+    return [pid for pid in pids if pid_alive(pid)]
 
 
 def wait_gone(pid: int, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
-    while alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return not alive(pid)
+    return not pid_alive(pid)
 
 
 def observation(seed=0):
@@ -64,7 +57,7 @@ def observation(seed=0):
 def test_a_checkpoint_in_its_own_process_answers_as_in_one(act_checkpoint):
     here, there = make_policy(act_checkpoint), make_policy(act_checkpoint, own_process=True)
     try:
-        assert here.inference_pid is None and alive(there.inference_pid)
+        assert here.inference_pid is None and pid_alive(there.inference_pid)
         assert there.inference_pid in inference_children(os.getpid())
         for name in ('joint_names', 'fps', 'image_topics', 'image_shapes', 'needs_object_poses'):
             assert getattr(there, name) == getattr(here, name), name
@@ -77,7 +70,7 @@ def test_a_checkpoint_in_its_own_process_answers_as_in_one(act_checkpoint):
     finally:
         here.close()
         there.close()
-    assert not alive(there.inference_pid)
+    assert not pid_alive(there.inference_pid)
 
 
 def test_a_broken_checkpoint_fails_the_start_with_its_reason_and_no_process_left(tmp_path, act_checkpoint):
@@ -119,7 +112,7 @@ def test_the_inference_process_ends_when_its_parent_is_killed(act_checkpoint):
     try:
         lines = iter(parent.stdout.readline, '')      # the child shares this stdout
         child = next(int(m.group(1)) for line in lines if (m := re.match(r'child (\d+)', line)))
-        assert alive(child)
+        assert pid_alive(child)
         parent.kill()
         parent.wait(10)
         assert wait_gone(child), 'the inference process outlived its parent'
@@ -143,7 +136,7 @@ def test_ctrl_c_stops_the_node_and_its_inference_process(act_checkpoint):
             assert node.returncode is None and time.monotonic() < deadline, node.output.text()
             time.sleep(0.1)
         child = int(found.group(1))
-        assert alive(child)
+        assert pid_alive(child)
         group = os.getpgid(node.child.process.pid)
         assert os.getpgid(child) != group
         os.killpg(group, signal.SIGINT)
