@@ -25,7 +25,7 @@ import time
 import rclpy
 from rclpy.action import ActionClient
 from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
+from rclpy.node import Node, NodeNameNonExistentError
 from std_srvs.srv import Trigger
 
 from robosandbox_control.parameters import declare, parameter
@@ -77,6 +77,9 @@ class RunnerParameters:
                            read_only=True, validate=_one_of('task', 'operator'))
     keys: str = parameter('/dev/tty', "With judge:=operator, the terminal the operator's answers are read from.",
                           read_only=True)
+    viewer: bool = parameter(False, "true: a viewer node ('viewer', in this namespace) runs beside; the first "
+                                    'episode waits until it watches (up to wait_timeout, then goes on without '
+                                    'it), so the viewer shows every episode whole.', read_only=True)
 
 
 def verdict(result: RunPolicy.Result) -> str:
@@ -125,6 +128,25 @@ class EpisodeRunner(Node):
         for client in self.recorder or ():
             if not client.wait_for_service(timeout_sec=timeout):
                 raise TimeoutError(f'no {client.srv_name} service after {timeout:g} s')
+        if self.p.viewer:
+            self._wait_for_viewer(timeout)
+
+    def _wait_for_viewer(self, timeout: float) -> None:
+        """Wait for the viewer to watch task_status, the last of the streams it subscribes
+        to once its recording is open: it joins the graph seconds before (Rerun's start),
+        and an episode begun meanwhile would be missing from it. A viewer is no reason to
+        stop a recording job: after ``timeout`` the episodes go on without it."""
+        topic = self.resolve_topic_name('task_status')
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                watched = self.get_subscriber_names_and_types_by_node('viewer', self.get_namespace())
+            except NodeNameNonExistentError:
+                watched = []
+            if any(name == topic for name, _types in watched):
+                return
+            spin_for(self, 0.1)
+        self.get_logger().warning(f'no viewer watching {topic} after {timeout:g} s; going on without it')
 
     def _wait_for_policy(self, timeout: float) -> None:
         """Wait for the run action by readiness, not by a fixed time: the policy node

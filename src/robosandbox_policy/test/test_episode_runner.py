@@ -57,3 +57,34 @@ def test_no_policy_node_within_the_timeout_is_an_error(runner, monkeypatch):
     with pytest.raises(TimeoutError, match='no /policy node'):
         runner._wait_for_policy(0.2)
     assert time.monotonic() - start < 2.0
+
+
+def test_the_first_episode_waits_for_a_viewer_to_watch(runner, monkeypatch):
+    # The viewer joins the graph long before its recording is open and it subscribes:
+    # an episode begun meanwhile was missing from it (its /tf, in a CI run).
+    from rclpy.node import NodeNameNonExistentError
+    start = time.monotonic()
+
+    def subscriptions(name, namespace):
+        t = time.monotonic() - start
+        if name != 'viewer' or namespace != '/' or t < 0.1:
+            raise NodeNameNonExistentError(name)
+        return [('/joint_states', ['sensor_msgs/msg/JointState'])] + (
+            [('/task_status', ['robosandbox_msgs/msg/TaskStatus'])] if t >= 0.4 else [])
+    monkeypatch.setattr(runner, 'get_subscriber_names_and_types_by_node', subscriptions)
+    runner._wait_for_viewer(5.0)
+    assert 0.4 <= time.monotonic() - start < 2.0
+
+
+def test_a_viewer_that_never_watches_is_not_waited_for_past_the_timeout(runner, monkeypatch):
+    from rclpy.node import NodeNameNonExistentError
+    warnings = []
+
+    def absent(name, namespace):
+        raise NodeNameNonExistentError(name)
+    monkeypatch.setattr(runner, 'get_subscriber_names_and_types_by_node', absent)
+    monkeypatch.setattr(runner, 'get_logger', lambda: type('Log', (), {'warning': warnings.append})())
+    start = time.monotonic()
+    runner._wait_for_viewer(0.2)
+    assert 0.2 <= time.monotonic() - start < 2.0
+    assert warnings == ['no viewer watching /task_status after 0.2 s; going on without it']
