@@ -295,6 +295,7 @@ def open_view(application: str, web_port: int, grpc_port: int, save: str = '',
         rr.serve_web_viewer(web_port=web_port, open_browser=False)
         view.url = f'http://localhost:{web_port}/?url=rerun%2Bhttp://localhost:{grpc_port}/proxy'
     if save:
+        Path(save).parent.mkdir(parents=True, exist_ok=True)     # as a recorder's runs_dir is
         view.saved = rr.RecordingStream(application, recording_id=recording_id)
         view.saved.save(save)
     if not view.streams:

@@ -48,7 +48,7 @@ def stamp(seconds: float):
 # --- the scene, in-process ---------------------------------------------------
 
 def test_the_scene_logs_each_kind_of_message_to_its_entity(tmp_path):
-    rrd = tmp_path / 'scene.rrd'
+    rrd = tmp_path / 'views' / 'scene.rrd'          # its folder is made, as a recorder's runs_dir is
     view = open_view('robosandbox_test', web_port=0, grpc_port=1, save=str(rrd))
     assert view.url == ''
     scene = Scene(*view.streams)
