@@ -38,6 +38,10 @@ from robosandbox_data.recorder_node import NOT_FLOWING
 from robosandbox_policy.evaluation import EpisodeResult, ResultsWriter
 from robosandbox_sim.task import load_task, TaskError
 
+# Seconds after a backend's first camera topic within which all of its cameras appear.
+CAMERAS_SETTLE = 3.0
+
+
 def _one_of(*choices):
     return lambda value: '' if value in choices else f'use one of {list(choices)}'
 
@@ -124,12 +128,33 @@ class EpisodeRunner(Node):
         timeout = self.p.wait_timeout
         if not self.reset_client.wait_for_service(timeout_sec=timeout):
             raise TimeoutError(f'no {self.reset_client.srv_name} service after {timeout:g} s')
+        if self.video:
+            self._wait_for_camera(timeout)
         self._wait_for_policy(timeout)
         for client in self.recorder or ():
             if not client.wait_for_service(timeout_sec=timeout):
                 raise TimeoutError(f'no {client.srv_name} service after {timeout:g} s')
         if self.p.viewer:
             self._wait_for_viewer(timeout)
+
+    def _wait_for_camera(self, timeout: float, settle: float = CAMERAS_SETTLE) -> None:
+        """The video's camera must be published before anything moves: a name no camera
+        has would give no video, silently. A backend's cameras come up together, so once
+        others have been published for ``settle`` s without this one, it is not coming;
+        with none at all, the wait lasts ``timeout``."""
+        topic = self.resolve_topic_name(f'cameras/{self.p.video}/image_raw')
+        prefix = self.resolve_topic_name('cameras') + '/'
+        start, others_since = time.monotonic(), None
+        while self.count_publishers(topic) == 0:
+            cameras = sorted(name[len(prefix):-len('/image_raw')] for name, _types in self.get_topic_names_and_types()
+                             if name.startswith(prefix) and name.endswith('/image_raw')
+                             and self.count_publishers(name))       # not our own subscription's topic
+            now = time.monotonic()
+            others_since = others_since or (now if cameras else None)
+            if now - start > timeout or (others_since is not None and now - others_since > settle):
+                raise ValueError(f"video: no camera '{self.p.video}' ({topic} has no publisher); "
+                                 f"cameras: {', '.join(cameras) or 'none'}")
+            spin_for(self, 0.1)
 
     def _wait_for_viewer(self, timeout: float) -> None:
         """Wait for the viewer to watch task_status, the last of the streams it subscribes

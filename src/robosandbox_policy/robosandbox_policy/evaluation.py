@@ -100,20 +100,29 @@ def summarize(results: list[EpisodeResult], **about) -> dict:
 
 
 class ResultsWriter:
-    """episodes.jsonl line by line, then summary.json."""
+    """episodes.jsonl line by line, then summary.json. Nothing is written before the
+    first episode ends (or the summary of none): a run that fails at its start leaves no
+    empty results directory behind."""
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.results: list[EpisodeResult] = []
-        (self.directory / EPISODES_FILE).write_text('')
+        self._started = False
+
+    def _start(self) -> None:
+        if not self._started:           # a directory used before: its old episodes go
+            self.directory.mkdir(parents=True, exist_ok=True)
+            (self.directory / EPISODES_FILE).write_text('')
+            self._started = True
 
     def add(self, result: EpisodeResult) -> None:
+        self._start()
         self.results.append(result)
         with (self.directory / EPISODES_FILE).open('a') as f:
             f.write(json.dumps(asdict(result)) + '\n')
 
     def finish(self, **about) -> dict:
+        self._start()
         summary = summarize(self.results, **about)
         (self.directory / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + '\n')
         return summary

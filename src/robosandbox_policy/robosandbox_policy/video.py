@@ -26,7 +26,6 @@ class EpisodeVideo:
 
     def __init__(self, node: Node, topic: str, directory: Path):
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self._container = None
         self._stream = None
         self._first = 0.0
@@ -39,6 +38,7 @@ class EpisodeVideo:
 
     def start(self, name: str) -> None:
         self.stop()
+        self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / f'{name}.mp4'
         self._container = av.open(str(self.path), 'w')
         self._stream = None

@@ -5,6 +5,7 @@ action only once its checkpoint has loaded (28-60 s for ACT on a busy machine, l
 than any fixed wait was).
 """
 
+import dataclasses
 import time
 
 import pytest
@@ -88,3 +89,36 @@ def test_a_viewer_that_never_watches_is_not_waited_for_past_the_timeout(runner, 
     runner._wait_for_viewer(0.2)
     assert 0.2 <= time.monotonic() - start < 2.0
     assert warnings == ['no viewer watching /task_status after 0.2 s; going on without it']
+
+
+def camera_graph(runner, monkeypatch, *, published: dict):
+    """Camera topics by the time (s) they appear in the graph."""
+    start = time.monotonic()
+
+    def publishers(topic):
+        t = time.monotonic() - start
+        return sum(topic == f'/cameras/{name}/image_raw' and at <= t for name, at in published.items())
+    # The graph also holds the video's own subscription, published or not.
+    topics = {f'/cameras/{name}/image_raw' for name in [*published, 'front']}
+    monkeypatch.setattr(runner, 'get_topic_names_and_types',
+                        lambda: [(topic, ['sensor_msgs/msg/Image']) for topic in sorted(topics)])
+    monkeypatch.setattr(runner, 'count_publishers', publishers)
+    monkeypatch.setattr(runner, 'p', dataclasses.replace(runner.p, video='front'))
+    return start
+
+
+def test_the_videos_camera_is_waited_for(runner, monkeypatch):
+    start = camera_graph(runner, monkeypatch, published={'wrist': 0.0, 'front': 0.3})
+    runner._wait_for_camera(5.0, settle=2.0)
+    assert 0.3 <= time.monotonic() - start < 2.0
+
+
+def test_a_video_camera_the_backend_does_not_have_is_refused_before_anything_moves(runner, monkeypatch):
+    start = camera_graph(runner, monkeypatch, published={'wrist': 0.0, 'top': 0.1})
+    with pytest.raises(ValueError, match=r"video: no camera 'front' \(/cameras/front/image_raw has no "
+                                         r'publisher\); cameras: top, wrist'):
+        runner._wait_for_camera(30.0, settle=0.5)
+    assert time.monotonic() - start < 5.0           # once the others have settled, not the whole timeout
+    camera_graph(runner, monkeypatch, published={})
+    with pytest.raises(ValueError, match='cameras: none'):
+        runner._wait_for_camera(0.2, settle=0.5)

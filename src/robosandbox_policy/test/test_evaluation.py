@@ -73,6 +73,21 @@ def test_results_are_written_episode_by_episode_then_summarized(tmp_path):
     assert [e['success'] for e in episodes] == [True, False, True, True]
 
 
+def test_a_run_that_fails_at_its_start_leaves_no_results_directory(tmp_path):
+    # A policy that does not load ends the run before its first episode: an empty
+    # evals/<date-time> was left behind, and read as a result by nothing.
+    ResultsWriter(tmp_path / 'never')
+    assert not (tmp_path / 'never').exists()
+    (tmp_path / 'again').mkdir()
+    (tmp_path / 'again' / 'episodes.jsonl').write_text('{"old": 1}\n')
+    writer = ResultsWriter(tmp_path / 'again')
+    assert (tmp_path / 'again' / 'episodes.jsonl').read_text() == '{"old": 1}\n'    # until an episode ends
+    writer.add(episode(0, True))
+    assert len((tmp_path / 'again' / 'episodes.jsonl').read_text().splitlines()) == 1
+    ResultsWriter(tmp_path / 'none').finish(policy='expert', task='pick_cube')       # --episodes 0
+    assert read_results(tmp_path / 'none')[0]['episodes'] == 0
+
+
 def test_compare_prints_both_runs_and_the_significance(tmp_path, capsys):
     for name, outcomes in (('a', [False] * 9 + [True]), ('b', [True] * 9 + [False])):
         writer = ResultsWriter(tmp_path / name)
