@@ -76,17 +76,38 @@ def test_an_empty_argument_passes_as_an_empty_value():
     # rcl takes that spelling: a node given an empty string parameter so comes up.
     node_argv = ROBOSANDBOX + ['run', 'robosandbox_policy', 'policy_node',
                                '--ros-args', '-p', 'policy:=hold', '-p', "task:=''"]
+    assert "policy 'hold'" in node_start(node_argv)
+
+
+@pytest.mark.parametrize('value, passed', [('replay:', "'replay:'"), ("it's: a b", "'it''s: a b'"),
+                                           ('[1, a]', "'[1, a]'"), ('[a', "'[a'"), ('null', "'null'"),
+                                           ('0.5', '0.5'), ('[a, b]', '[a, b]'), ('true', 'true')])
+def test_a_value_yaml_reads_as_no_parameter_type_passes_as_a_string(value, passed):
+    # As ros2 launch passes it (its text); `robosandbox eval --policy replay:` gave rcl
+    # `-p policy:=replay:`, which it refused with a traceback ("Couldn't parse parameter
+    # override rule"). Typed values pass as they are.
+    args, = (a for n, a in load_bringup('sim_eval').commands({'policy': value}) if n.name == 'policy')
+    assert f'policy:={passed}' in args
+
+
+def test_a_node_given_such_a_value_reads_it_as_a_string():
+    node_argv = ROBOSANDBOX + ['run', 'robosandbox_policy', 'policy_node', '--ros-args', '-p', "policy:='replay:'"]
+    assert "'replay:' names no recording" in node_start(node_argv, 'names no recording')
+
+
+def node_start(node_argv, started: str = "policy 'hold'") -> str:
+    """A node's output until it has said ``started`` or an error, then Ctrl-C."""
     process = subprocess.Popen(node_argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = ''
     try:
-        out = ''
         for line in process.stdout:
             out += line
-            if "policy 'hold'" in line or 'rror' in line:
+            if started in line or 'rror' in line:
                 break
-        assert "policy 'hold'" in out, out
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(30)
+    return out
 
 
 def test_print_gives_valid_shell_commands():
@@ -382,3 +403,20 @@ def test_ctrl_c_during_a_nodes_start_is_a_clean_stop(module, slow_step):
     process = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
     output = process.stdout + process.stderr
     assert process.returncode == 0 and 'Traceback' not in output, output[-3000:]
+
+
+def test_ctrl_c_while_a_nodes_modules_import_is_a_clean_stop(tmp_path, monkeypatch):
+    # A bringup shut down while a node still imported its modules (torch, LeRobot: seconds)
+    # printed a KeyboardInterrupt traceback from the middle of an import.
+    from robosandbox_cli.processes import resolve_executable
+    (tmp_path / 'slow_nodes.py').write_text('raise KeyboardInterrupt    # Ctrl-C, here in the import\n'
+                                            'def main():\n    return 3\n')
+    info = tmp_path / 'slow_nodes-1.0.dist-info'
+    info.mkdir()
+    (info / 'METADATA').write_text('Metadata-Version: 2.1\nName: slow_nodes\nVersion: 1.0\n')
+    (info / 'entry_points.txt').write_text('[console_scripts]\nslow = slow_nodes:main\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    command = resolve_executable('slow_nodes', 'slow')
+    process = subprocess.run(command, capture_output=True, text=True, timeout=60,
+                             env={**os.environ, 'PYTHONPATH': os.pathsep.join(sys.path)})
+    assert process.returncode == 0 and 'Traceback' not in process.stderr, process.stderr

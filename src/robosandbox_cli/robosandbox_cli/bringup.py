@@ -201,8 +201,7 @@ class Bringup:
             for path in node.parameter_files:
                 args += ['--params-file', substitute(path, values)]
             for key, value in node.parameters:
-                # rcl reads -p values as YAML and refuses a bare 'name:=': '' is the empty string.
-                args += ['-p', f"{key}:={substitute(value, values) or "''"}"]
+                args += ['-p', f'{key}:={parameter_text(substitute(value, values))}']
             for src, dst in node.remappings:
                 args += ['-r', f'{substitute(src, values)}:={substitute(dst, values)}']
             out.append((node, args))
@@ -231,6 +230,24 @@ def launch_directory() -> Path:
 def available_bringups(directory: Path | None = None) -> list[str]:
     directory = directory or launch_directory()
     return sorted(p.name.removesuffix('.launch.yaml') for p in directory.glob('*.launch.yaml'))
+
+
+def parameter_text(text: str) -> str:
+    """A substituted parameter value as ``-p name:=`` gives it to rcl, typed as ros2
+    launch types it: YAML where that reads as a bool, number, string or list of one of
+    them, else the text itself as a string. rcl reads ``-p`` values as YAML too, but
+    refuses what is none of these (a bare ``name:=``, ``replay:``, ``a: b``): those are
+    single-quoted."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = None
+    scalar = (bool, int, float, str)
+    if isinstance(value, scalar) or (
+            isinstance(value, list) and all(isinstance(item, scalar) for item in value)
+            and len({type(item) for item in value}) <= 1):
+        return text
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _text(value) -> str:

@@ -86,10 +86,7 @@ def resolve_executable(package: str, executable: str, env: dict[str, str] | None
         raise ExecutableNotFound(f'package {package!r} not found') from None
     for ep in entry_points:
         if ep.group == 'console_scripts' and ep.name == executable:
-            module, _, attr = ep.value.partition(':')
-            code = (f'import sys; sys.argv[0] = {executable!r}; '
-                    f'from {module} import {attr} as main; sys.exit(main())')
-            return [sys.executable, '-c', code]
+            return [sys.executable, '-m', 'robosandbox_cli.entry_point', executable, ep.value]
     names = sorted(ep.name for ep in entry_points if ep.group == 'console_scripts')
     raise ExecutableNotFound(f'no executable {executable!r} in package {package!r}; it has {names}')
 
