@@ -201,7 +201,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     try:
         summary, _ = read_results(out)
     except ResultsError as e:
-        print(f'robosandbox eval: no results ({e})', file=sys.stderr)
+        print(f'robosandbox eval: the evaluation stopped before its results were written (the reason is '
+              f'above); no results in {out}' if code else f'robosandbox eval: no results ({e})', file=sys.stderr)
         return code or 1
     low, high = summary['ci95']
     print(f"{summary['policy']} on {summary['task']}: {summary['successes']}/{summary['episodes']} succeeded "

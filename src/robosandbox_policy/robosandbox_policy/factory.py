@@ -17,7 +17,7 @@ from robosandbox_description.robot import RobotDescription
 from robosandbox_policy import plugins
 from robosandbox_policy.checkpoint import CheckpointError, LegacyCheckpointError
 from robosandbox_policy.policy import HoldPolicy, Policy
-from robosandbox_policy.replay import ReplayPolicy
+from robosandbox_policy.replay import ReplayPolicy, TrajectoryFileError
 
 REPLAY_PREFIX = 'replay:'
 
@@ -48,6 +48,8 @@ def make_policy(spec: str, robot: RobotDescription, options: PolicyOptions = Pol
     if spec == 'hold':
         return HoldPolicy(robot.joints)
     if spec.startswith(REPLAY_PREFIX):
+        if not spec[len(REPLAY_PREFIX):].strip():      # else read as '.', "not a rosbag2 bag"
+            raise TrajectoryFileError(f'{spec!r} names no recording\n{accepted()}')
         return ReplayPolicy(spec[len(REPLAY_PREFIX):], options.replay_lookahead,
                             robot.gripper_joint, robot.gripper_range)
     if spec in plugins.entry_points() or plugins.is_class_ref(spec):

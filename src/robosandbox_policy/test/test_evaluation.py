@@ -171,6 +171,9 @@ def test_an_unknown_policy_lists_what_is_accepted(tmp_path):
         with pytest.raises(CheckpointError, match='policy must be one of: expert; hold; replay:') as e:
             make_policy(spec, ROBOT)
         assert 'package.module:Class' in str(e.value) and 'robosandbox.policies' in str(e.value)
+    from robosandbox_policy.replay import TrajectoryFileError
+    with pytest.raises(TrajectoryFileError, match="'replay:' names no recording\npolicy must be one of"):
+        make_policy('replay:', ROBOT)
 
 
 def test_eval_passes_its_options_as_launch_arguments(monkeypatch, tmp_path):
