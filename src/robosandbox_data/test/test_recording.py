@@ -386,6 +386,18 @@ def test_export_keeps_the_cameras_asked_for_at_the_size_asked_for(runs, tmp_path
         main(['export-lerobot', str(runs), str(tmp_path / 'x'), '--image-size', '96by128'])
 
 
+@pytest.mark.parametrize('option, value', [('--fps', '0'), ('--fps', '-3'), ('--fps', '2.5'),
+                                           ('--max-gap', '0'), ('--max-gap', 'nan'), ('--max-gap', '-1')])
+def test_a_rate_or_gap_that_is_not_positive_is_refused_before_anything_is_read(option, value, tmp_path, capsys):
+    # --fps 0 ended in a ZeroDivisionError traceback, --fps -3 in LeRobot's ValueError one.
+    from robosandbox_cli.main import main
+    with pytest.raises(SystemExit) as e:
+        main(['export-lerobot', str(tmp_path / 'runs'), str(tmp_path / 'x'), option, value])
+    assert e.value.code == 2
+    assert f"argument {option}: '{value}' is not a positive" in capsys.readouterr().err
+    assert not (tmp_path / 'x').exists()
+
+
 def test_a_state_based_export_carries_the_recorded_object_poses(runs, tmp_path):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
     from robosandbox_data.episodes.bag import decode

@@ -587,7 +587,7 @@ def add_command(subparsers) -> None:
     parser.add_argument('inputs', nargs='+', type=Path, metavar='BAG_OR_RUNS_DIR')
     parser.add_argument('dataset_dir', type=Path, help='dataset root to create (or --append to)')
     parser.add_argument('--repo-id', help='dataset repo id (default: local/<dataset_dir name>)')
-    parser.add_argument('--fps', type=int, default=30, help='frame rate of the dataset (default 30)')
+    parser.add_argument('--fps', type=_positive(int), default=30, help='frame rate of the dataset (default 30)')
     parser.add_argument('--task', help="task text of every episode (default: each episode's instruction)")
     parser.add_argument('--units', choices=UNIT_CONVENTIONS, default=ROS,
                         help='ros: radians, joint names; lerobot_so101: degrees and 0-100 gripper, '
@@ -611,13 +611,26 @@ def add_command(subparsers) -> None:
                         help='also export observation.environment_state: the poses of the objects of '
                              'the recorded task status (default topic /task_status), for state-based '
                              'policies; the policy node feeds the same from the live task status')
-    parser.add_argument('--max-gap', type=float, default=ExportOptions.max_gap, metavar='SECONDS',
+    parser.add_argument('--max-gap', type=_positive(float), default=ExportOptions.max_gap, metavar='SECONDS',
                         help='refuse an episode where an exported stream (state, targets, a camera) '
                              'pauses longer than this (default %(default)s s)')
     parser.add_argument('--allow-gaps', action='store_true', help='export episodes whatever their gaps')
     parser.add_argument('--image-size', type=_image_size, metavar='HEIGHTxWIDTH',
                         help='resize every camera to this size (e.g. 96x128: train small without re-recording)')
     parser.set_defaults(func=_run)
+
+
+def _positive(kind: type):
+    """An argparse type: a ``kind`` above zero (a zero fps divided by zero, deep in the export)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0 or value == float('inf'):
+            raise argparse.ArgumentTypeError(f'{text!r} is not a positive {"whole " if kind is int else ""}number')
+        return value
+    return parse
 
 
 def _image_size(text: str) -> tuple[int, int]:
