@@ -44,8 +44,12 @@ def _view_recording(args) -> int:
     if not path.is_dir():
         print(f'robosandbox view: {path}: no such episode bag or dataset directory', file=sys.stderr)
         return 2
-    view = open_view('robosandbox', 0 if args.no_serve else args.web_port, args.grpc_port,
-                     str(args.save.resolve()) if args.save else '')
+    try:
+        view = open_view('robosandbox', 0 if args.no_serve else args.web_port, args.grpc_port,
+                         str(args.save.resolve()) if args.save else '')
+    except OSError as e:
+        print(f'robosandbox view: {e}', file=sys.stderr)
+        return 1
     scene = Scene(*view.streams)
     try:
         if is_dataset(path):
@@ -75,6 +79,9 @@ def _view_recording(args) -> int:
 
 
 def _run(args) -> int:
+    if args.no_serve and not args.save:
+        print('robosandbox view: --no-serve without --save FILE.rrd leaves nothing to show to', file=sys.stderr)
+        return 2
     return _view_recording(args) if args.source else _view_live(args)
 
 

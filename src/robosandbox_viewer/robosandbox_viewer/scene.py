@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 import os
 from pathlib import Path
+import socket
 import tempfile
 import time
 
@@ -284,12 +285,26 @@ class View:
             self.served.disconnect()
 
 
+def _check_free(port: int, what: str) -> None:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)     # as a server binds
+        try:
+            probe.bind(('', port))
+        except OSError as e:
+            raise OSError(f'port {port}, for {what}, is in use ({e.strerror}): another viewer may hold it; '
+                          'give another port') from e
+
+
 def open_view(application: str, web_port: int, grpc_port: int, save: str = '',
               memory_limit: str = '1GiB') -> View:
     """A view served on localhost (``web_port`` 0: not served) and/or saved to ``save``."""
     view = View()
     recording_id = f'{application}-{os.getpid()}-{int(time.time())}'
     if web_port:
+        # Rerun's gRPC server fails on a port in use in a thread of its own, later, with
+        # nothing raised here: both ports are tried first.
+        for port, what in ((grpc_port, 'the recording'), (web_port, 'the page')):
+            _check_free(port, what)
         view.served = rr.RecordingStream(application, recording_id=recording_id)
         view.served.serve_grpc(grpc_port=grpc_port, server_memory_limit=memory_limit)
         rr.serve_web_viewer(web_port=web_port, open_browser=False)

@@ -116,6 +116,27 @@ def test_each_transform_of_a_tf_message_is_shown_at_its_own_stamp():
     assert logged[2:] == [(12.5, ['b'])]          # 'a' again within 1/30 s: not due
 
 
+def test_a_port_in_use_is_refused_by_name(tmp_path, capsys):
+    # Rerun's gRPC server failed on a port in use in a thread of its own: `robosandbox view`
+    # then hung with nothing served, and ended in a traceback.
+    import socket
+    from robosandbox_cli.main import main
+    bag = tmp_path / 'bag'
+    bag.mkdir()
+    for held in ('grpc', 'web'):
+        ports = {'grpc': free_port(), 'web': free_port()}
+        with socket.socket() as holder:
+            holder.bind(('127.0.0.1', ports[held]))
+            holder.listen()
+            what = 'the recording' if held == 'grpc' else 'the page'
+            with pytest.raises(OSError, match=f'port {ports[held]}, for {what}, is in use'):
+                open_view('robosandbox_test', web_port=ports['web'], grpc_port=ports['grpc'])
+            assert main(['view', str(bag), '--web-port', str(ports['web']), '--grpc-port', str(ports['grpc'])]) == 1
+            assert f'port {ports[held]}, for {what}, is in use' in capsys.readouterr().err
+    assert main(['view', str(bag), '--no-serve']) == 2
+    assert '--no-serve without --save' in capsys.readouterr().err
+
+
 def test_bgr_images_are_shown_as_rgb():
     from robosandbox_control.messages import image_array
     bgr = Msg(height=1, width=2, step=6, encoding='bgr8', data=bytes([1, 2, 3, 4, 5, 6]))
@@ -225,7 +246,8 @@ def test_the_emulated_arm_is_shown_without_a_sim(tmp_path):
 
 
 def test_what_cannot_be_viewed_is_named(dataset, tmp_path):
-    missing = subprocess.run(ROBOSANDBOX + ['view', str(tmp_path / 'nothing'), '--no-serve'],
+    missing = subprocess.run(ROBOSANDBOX + ['view', str(tmp_path / 'nothing'), '--save', str(tmp_path / 'n.rrd'),
+                                            '--no-serve'],
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and 'no such episode bag or dataset' in missing.stderr
     beyond = subprocess.run(ROBOSANDBOX + ['view', f'{dataset}#7', '--save', str(tmp_path / 'x.rrd'), '--no-serve'],
