@@ -280,6 +280,17 @@ class EmulatedBus:
         with self._lock:
             return {i: s.torque for i, s in self.servos.items()}
 
+    def store_calibration(self, calibration: dict) -> None:
+        """Each servo's homing offset and position limits as ``lerobot-calibrate`` leaves
+        them with ``calibration`` (``{joint: MotorCalibration fields}``): an arm that
+        starts calibrated, so a driver given that file finds nothing to write."""
+        with self._lock:
+            for c in calibration.values():
+                servo = self.servos[c['id']]
+                servo._set_word(HOMING_OFFSET, _encode_sign_magnitude(int(c['homing_offset']), 11))
+                servo._set_word(MIN_LIMIT, int(c['range_min']))
+                servo._set_word(MAX_LIMIT, int(c['range_max']))
+
     def turn_by_hand(self, positions: dict[int, float]) -> float:
         """Turn the shafts of unpowered servos to ``positions`` (Present_Position, raw
         steps): what a hand does to a leader arm. A powered servo resists: it keeps its own.

@@ -59,6 +59,7 @@ class EmulatorNode(Node):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(calibration, indent=4))
         self.bus = EmulatedBus(baudrate=p.baudrate, link=p.port, seed=p.seed)
+        self.bus.store_calibration(calibration)      # as if calibrated with that file
         for servo in self.bus.servos.values():
             servo.faults.drop_rate, servo.faults.corrupt_rate = p.drop_rate, p.corrupt_rate
         self.hand = None

@@ -111,6 +111,19 @@ def test_connect_writes_the_lerobot_calibration_and_moves_in_radians(emulator, c
     assert not any(emulator.torque().values())        # torque off on close
 
 
+def test_an_emulated_arm_can_start_calibrated_with_its_file(emulator, calibration_file, robot):
+    # The emulator node writes its arm's calibration file and stores the same in the
+    # servos: every emulated bringup warned "servo calibration differs" at each start.
+    emulator.store_calibration(json.loads(calibration_file.read_text()))
+    bus = make_bus(emulator, calibration_file, robot)
+    bus.connect()
+    try:
+        assert not bus.counters.calibration_written
+        assert np.all(np.abs(bus.read_positions()) < 0.3)      # read through it as before
+    finally:
+        bus.close()
+
+
 def test_eeprom_is_only_written_unlocked(emulator, calibration_file, robot):
     bus = make_bus(emulator, calibration_file, robot)
     bus.connect()
