@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+import signal
 import time
 
 import rclpy
@@ -118,6 +119,7 @@ class EpisodeRunner(Node):
             self.recorder = (self.create_client(StartEpisode, f'{prefix}/start'),
                              self.create_client(StopEpisode, f'{prefix}/stop'))
         self.results = ResultsWriter(self.p.results_dir) if self.p.results_dir else None
+        self.ran = self.successes = 0
         self.video = None
         if self.p.video:
             from robosandbox_policy.video import EpisodeVideo
@@ -283,15 +285,15 @@ class EpisodeRunner(Node):
     def run(self) -> int:
         self._wait_for_servers()
         episodes, first_seed = int(self.p.episodes), int(self.p.seed)
-        successes = 0
         for i in range(episodes):
             seed = first_seed + i
             result, outcome, recorded = self.run_episode(seed, i)
-            successes += outcome == 'SUCCESS'
+            self.ran += 1
+            self.successes += outcome == 'SUCCESS'
             print(f'{progress_bar(i + 1, episodes)} episode {i + 1}/{episodes} {self.task.name} seed {seed}: '
                   f'{outcome} after {result.elapsed:.2f} s, {result.steps} steps'
                   + (f', {result.missed_ticks} missed ticks' if result.missed_ticks else '')
-                  + f' ({result.reason}); {successes}/{i + 1} so far', flush=True)
+                  + f' ({result.reason}); {self.successes}/{i + 1} so far', flush=True)
             if self.results:
                 self.results.add(EpisodeResult(
                     episode=i, seed=seed, success=outcome == 'SUCCESS', verdict=outcome,
@@ -303,12 +305,22 @@ class EpisodeRunner(Node):
                 state = 'complete' if recorded.complete else f'INCOMPLETE ({recorded.message})'
                 print(f'  recorded {recorded.bag_path}: {state}, {recorded.messages} messages, '
                       f'{recorded.dropped} dropped', flush=True)
-        print(f'summary: {successes}/{episodes} episodes succeeded on {self.task.name}', flush=True)
+        self.summarize()
+        return 0
+
+    def summarize(self, stopped: bool = False) -> None:
+        """The summary line and, with results_dir, summary.json: after the last episode,
+        or, ``stopped`` early (Ctrl-C, SIGTERM), of the episodes that had ended, if any."""
+        if stopped and not self.ran:
+            return
+        episodes = int(self.p.episodes)
+        print(f'summary: {self.successes}/{self.ran} episodes succeeded on {self.task.name}'
+              + (f' (stopped after {self.ran} of {episodes})' if stopped else ''), flush=True)
         if self.results:
-            self.results.finish(policy=self.p.policy, task=self.task.name, judge=self.p.judge, first_seed=first_seed,
+            self.results.finish(policy=self.p.policy, task=self.task.name, judge=self.p.judge,
+                                first_seed=int(self.p.seed), requested_episodes=episodes, stopped_early=stopped,
                                 success_hold=self.p.success_hold,
                                 max_duration=self.p.max_duration or self.task.time_limit)
-        return 0
 
 
 def main(args=None) -> int:
@@ -318,12 +330,12 @@ def main(args=None) -> int:
         node = EpisodeRunner()
         code = node.run()
     except (KeyboardInterrupt, ExternalShutdownException):
-        code = _interrupted()
+        code = _interrupted(node)
     except (TaskError, TimeoutError, RuntimeError, ValueError, NoTerminal) as e:
         if rclpy.ok():
             rclpy.logging.get_logger('episode_runner').fatal(str(e))
         else:   # SIGTERM shut the context down under a call: a requested stop too
-            code = _interrupted()
+            code = _interrupted(node)
     finally:
         if node is not None:
             node.destroy_node()      # gives the operator's terminal back its settings
@@ -331,10 +343,14 @@ def main(args=None) -> int:
     return code
 
 
-def _interrupted() -> int:
+def _interrupted(node: EpisodeRunner | None) -> int:
     # Ctrl-C or SIGTERM: a requested stop, so a normal exit (the bringup's
-    # other nodes, and any recording, stop with it).
+    # other nodes, and any recording, stop with it). The episodes that ended are
+    # summarized; a second Ctrl-C (ros2 launch sends one too) does not cut that short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     print('episode runner interrupted; stopping', flush=True)
+    if node is not None:
+        node.summarize(stopped=True)
     return 0
 
 

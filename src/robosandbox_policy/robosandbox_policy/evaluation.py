@@ -206,8 +206,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return code or 1
     low, high = summary['ci95']
     print(f"{summary['policy']} on {summary['task']}: {summary['successes']}/{summary['episodes']} succeeded "
-          f"({100 * summary['success_rate']:.0f} %, 95 % CI {100 * low:.0f}-{100 * high:.0f} %); "
-          f'{out / SUMMARY_FILE}')
+          f"({100 * summary['success_rate']:.0f} %, 95 % CI {100 * low:.0f}-{100 * high:.0f} %)"
+          + (f", stopped after {summary['episodes']} of {summary['requested_episodes']} episodes"
+             if summary.get('stopped_early') else '') + f'; {out / SUMMARY_FILE}')
     return code
 
 

@@ -122,3 +122,30 @@ def test_a_video_camera_the_backend_does_not_have_is_refused_before_anything_mov
     camera_graph(runner, monkeypatch, published={})
     with pytest.raises(ValueError, match='cameras: none'):
         runner._wait_for_camera(0.2, settle=0.5)
+
+
+def test_a_run_stopped_early_summarizes_the_episodes_that_ended(tmp_path, monkeypatch, capsys):
+    # Ctrl-C after 2 of 5 episodes left episodes.jsonl without summary.json, and
+    # `robosandbox eval` reported no results at all.
+    import signal
+    from robosandbox_policy.evaluation import EpisodeResult, read_results
+    monkeypatch.setattr(signal, 'signal', lambda *args: None)      # not this test process's Ctrl-C
+    rclpy.init()
+    try:
+        for ended, results in ((0, tmp_path / 'none'), (2, tmp_path / 'two')):
+            node = EpisodeRunner(parameter_overrides=[Parameter('episodes', value=5),
+                                                      Parameter('results_dir', value=str(results))])
+            for i in range(ended):
+                node.results.add(EpisodeResult(episode=i, seed=i, success=i == 0, verdict='SUCCESS' if i == 0
+                                               else 'FAILURE', time_to_success=None, elapsed=1.0, steps=30,
+                                               missed_ticks=0, end_reason='x'))
+                node.ran, node.successes = i + 1, 1
+            assert episode_runner._interrupted(node) == 0
+            node.destroy_node()
+    finally:
+        rclpy.shutdown()
+    assert not (tmp_path / 'none').exists()                 # nothing had ended: nothing to say
+    summary, episodes = read_results(tmp_path / 'two')
+    assert (summary['episodes'], summary['successes'], summary['requested_episodes']) == (2, 1, 5)
+    assert summary['stopped_early'] is True and len(episodes) == 2
+    assert 'summary: 1/2 episodes succeeded on pick_cube (stopped after 2 of 5)' in capsys.readouterr().out
